@@ -1,0 +1,213 @@
+/**
+ * A user's devices and their ordered inboxes in the UserDO's SQLite: one row per envelope per device,
+ * a strictly increasing sequence per device, and deletion only on acknowledgement.
+ */
+import type { MessageRef, OutgoingMessage, ReceiptEnvelope } from "../src/protocol/frames";
+import type { RegisteredDevice } from "./device-check";
+
+export interface DeviceRecord extends RegisteredDevice {
+  family: string;
+  nextSeq: number;
+}
+
+/** A stored envelope, ready to frame: `json` is the envelope object with its seq. */
+export interface StoredEnvelope {
+  seq: number;
+  json: string;
+}
+
+/** A delivered or read receipt travelling from the user who received messages to their sender. */
+export interface ReceiptDelivery {
+  /** Unique per receipt; the receiving UserDO dedupes on (from, fromDevice, id). */
+  id: string;
+  receipt: ReceiptEnvelope["receipt"];
+  from: string;
+  fromDevice: number;
+  refs: MessageRef[];
+  ts: number;
+}
+
+/** Acked messages from other users, whose senders now owe a delivered receipt. */
+export interface AckedMessage {
+  sender: string;
+  senderDevice: number;
+  clientId: string;
+}
+
+export class Inbox {
+  readonly devices = new Map<number, DeviceRecord>();
+
+  constructor(private readonly sql: SqlStorage) {
+    for (const row of sql.exec<{ device_id: number; registration_id: number; family: string; next_seq: number }>(
+      "SELECT device_id, registration_id, family, next_seq FROM devices",
+    )) {
+      this.devices.set(row.device_id, { registrationId: row.registration_id, family: row.family, nextSeq: row.next_seq });
+    }
+  }
+
+  /** Adds or replaces a device. A replaced device id starts over: its old inbox was encrypted for another device. */
+  putDevice(deviceId: number, registrationId: number, family: string): void {
+    const previous = this.devices.get(deviceId);
+    const nextSeq = previous?.nextSeq ?? 1;
+    this.sql.exec("DELETE FROM inbox WHERE device_id = ?", deviceId);
+    this.sql.exec(
+      "INSERT OR REPLACE INTO devices (device_id, registration_id, family, next_seq) VALUES (?, ?, ?, ?)",
+      deviceId,
+      registrationId,
+      family,
+      nextSeq,
+    );
+    this.devices.set(deviceId, { registrationId, family, nextSeq });
+  }
+
+  removeDevice(deviceId: number): void {
+    this.sql.exec("DELETE FROM inbox WHERE device_id = ?", deviceId);
+    this.sql.exec("DELETE FROM devices WHERE device_id = ?", deviceId);
+    this.devices.delete(deviceId);
+  }
+
+  setFamily(deviceId: number, family: string): void {
+    const device = this.devices.get(deviceId);
+    if (!device) return;
+    this.sql.exec("UPDATE devices SET family = ? WHERE device_id = ?", family, deviceId);
+    device.family = family;
+  }
+
+  /** The server timestamp of an already accepted (sender, device, client id), if any. */
+  acceptedAt(sender: string, senderDevice: number, clientId: string): number | undefined {
+    const row = this.sql
+      .exec<{ ts: number }>(
+        "SELECT ts FROM received WHERE sender = ? AND sender_device = ? AND client_id = ?",
+        sender,
+        senderDevice,
+        clientId,
+      )
+      .toArray()[0];
+    return row?.ts;
+  }
+
+  /** Remembers an accepted send so a retry is acknowledged, not stored again. */
+  rememberAccepted(sender: string, senderDevice: number, clientId: string, ts: number): void {
+    this.sql.exec(
+      "INSERT INTO received (sender, sender_device, client_id, ts) VALUES (?, ?, ?, ?)",
+      sender,
+      senderDevice,
+      clientId,
+      ts,
+    );
+  }
+
+  /** Forgets accepted sends older than `before` (retries older than the dedupe window are not expected). */
+  forgetAcceptedBefore(before: number): void {
+    this.sql.exec("DELETE FROM received WHERE ts < ?", before);
+  }
+
+  /** Appends a message for each addressed device; returns the devices that got one. */
+  storeMessages(
+    sender: string,
+    senderDevice: number,
+    clientId: string,
+    ts: number,
+    messages: readonly OutgoingMessage[],
+    receiptOwed: boolean,
+  ): number[] {
+    const stored: number[] = [];
+    for (const message of messages) {
+      const envelope = JSON.stringify({
+        kind: "message",
+        from: sender,
+        fromDevice: senderDevice,
+        id: clientId,
+        ts,
+        type: message.type,
+        body: message.body,
+      });
+      this.append(message.device, envelope, receiptOwed ? [sender, senderDevice, clientId] : [null, null, null]);
+      stored.push(message.device);
+    }
+    return stored;
+  }
+
+  /** Appends a receipt for every device of this user; returns them. */
+  storeReceipt(receipt: ReceiptDelivery): number[] {
+    const envelope = JSON.stringify({
+      kind: "receipt",
+      receipt: receipt.receipt,
+      from: receipt.from,
+      fromDevice: receipt.fromDevice,
+      refs: receipt.refs,
+      ts: receipt.ts,
+    });
+    for (const deviceId of this.devices.keys()) this.append(deviceId, envelope, [null, null, null]);
+    return [...this.devices.keys()];
+  }
+
+  private append(deviceId: number, envelope: string, origin: [string | null, number | null, string | null]): void {
+    const device = this.devices.get(deviceId);
+    if (!device) throw new Error(`no device ${deviceId}`);
+    const seq = device.nextSeq++;
+    this.sql.exec(
+      "INSERT INTO inbox (device_id, seq, sender, sender_device, client_id, envelope) VALUES (?, ?, ?, ?, ?, ?)",
+      deviceId,
+      seq,
+      ...origin,
+      envelope,
+    );
+    this.sql.exec("UPDATE devices SET next_seq = ? WHERE device_id = ?", device.nextSeq, deviceId);
+  }
+
+  /** Envelopes of `deviceId` after `afterSeq`, in order, at most `limit` of them and about `maxBytes`. */
+  page(deviceId: number, afterSeq: number, limit: number, maxBytes: number): StoredEnvelope[] {
+    const out: StoredEnvelope[] = [];
+    let bytes = 0;
+    for (const row of this.sql.exec<{ seq: number; envelope: string }>(
+      "SELECT seq, envelope FROM inbox WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+      deviceId,
+      afterSeq,
+      limit,
+    )) {
+      if (out.length > 0 && bytes + row.envelope.length > maxBytes) break;
+      bytes += row.envelope.length;
+      out.push({ seq: row.seq, json: `{"seq":${row.seq},${row.envelope.slice(1)}` });
+    }
+    return out;
+  }
+
+  /** The highest sequence this device has acknowledged (everything before its oldest stored envelope). */
+  ackedUpTo(deviceId: number): number {
+    const row = this.sql
+      .exec<{ oldest: number | null }>("SELECT MIN(seq) AS oldest FROM inbox WHERE device_id = ?", deviceId)
+      .one();
+    const device = this.devices.get(deviceId);
+    return row.oldest !== null ? row.oldest - 1 : (device?.nextSeq ?? 1) - 1;
+  }
+
+  pendingCount(deviceId: number): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM inbox WHERE device_id = ?", deviceId).one().n;
+  }
+
+  /**
+   * Deletes the device's envelopes up to `upTo` and returns the acked messages whose sender is owed a
+   * delivered receipt (the first acknowledgement of a message by any of this user's devices).
+   */
+  acknowledge(deviceId: number, upTo: number): AckedMessage[] {
+    const owed: AckedMessage[] = [];
+    for (const row of this.sql.exec<{ sender: string | null; sender_device: number | null; client_id: string | null }>(
+      "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING sender, sender_device, client_id",
+      deviceId,
+      upTo,
+    )) {
+      if (row.sender === null || row.sender_device === null || row.client_id === null) continue;
+      owed.push({ sender: row.sender, senderDevice: row.sender_device, clientId: row.client_id });
+    }
+    return owed.filter(
+      (m) =>
+        this.sql.exec(
+          "UPDATE received SET delivered = 1 WHERE sender = ? AND sender_device = ? AND client_id = ? AND delivered = 0",
+          m.sender,
+          m.senderDevice,
+          m.clientId,
+        ).rowsWritten > 0,
+    );
+  }
+}

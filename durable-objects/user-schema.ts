@@ -1,0 +1,48 @@
+/** SQLite schema of a UserDO: the user's devices, each device's ordered inbox, dedupe memory, one-time prekeys. */
+export const USER_SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+  device_id       INTEGER PRIMARY KEY,
+  registration_id INTEGER NOT NULL,
+  family          TEXT NOT NULL,   -- tokens must carry it; replaced on revocation
+  next_seq        INTEGER NOT NULL -- next inbox sequence for this device; never goes back
+);
+-- One row per envelope per device. envelope: the JSON object without its seq.
+-- sender/sender_device/client_id are set for messages from other users (delivered receipts), else NULL.
+CREATE TABLE IF NOT EXISTS inbox (
+  device_id     INTEGER NOT NULL,
+  seq           INTEGER NOT NULL,
+  sender        TEXT,
+  sender_device INTEGER,
+  client_id     TEXT,
+  envelope      TEXT NOT NULL,
+  PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+-- What this user has accepted, keyed by the sender's (user, device, client id): retries are acknowledged, not stored.
+CREATE TABLE IF NOT EXISTS received (
+  sender        TEXT NOT NULL,
+  sender_device INTEGER NOT NULL,
+  client_id     TEXT NOT NULL,
+  ts            INTEGER NOT NULL,
+  delivered     INTEGER NOT NULL DEFAULT 0, -- a delivered receipt was emitted
+  PRIMARY KEY (sender, sender_device, client_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS received_ts ON received(ts);
+CREATE TABLE IF NOT EXISTS prekeys (
+  device_id  INTEGER NOT NULL,
+  kind       INTEGER NOT NULL, -- 0: one-time EC prekey, 1: one-time Kyber prekey
+  key_id     INTEGER NOT NULL,
+  public_key TEXT NOT NULL,
+  signature  TEXT,
+  PRIMARY KEY (device_id, kind, key_id)
+) WITHOUT ROWID;
+-- Receipts owed to other users, kept until their UserDO has stored them (an alarm retries).
+CREATE TABLE IF NOT EXISTS receipt_outbox (
+  id      TEXT PRIMARY KEY,
+  target  TEXT NOT NULL,
+  receipt TEXT NOT NULL -- JSON ReceiptDelivery
+);
+`;

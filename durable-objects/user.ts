@@ -1,0 +1,498 @@
+/**
+ * UserDO: one per user (`idFromName(userId)`). Holds the user's devices, each device's ordered inbox,
+ * one-time prekeys and settings in SQLite, and the user's live sockets through the Hibernation API.
+ *
+ * A send from one of this user's sockets is stored in the recipient's UserDO (and in this one for the
+ * sender's other devices) before the sender gets `sent`: store, then acknowledge.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { DeviceMismatch, ErrorCode } from "../src/protocol/errors";
+import {
+  CLOSE_CODES,
+  PING_FRAME,
+  PONG_FRAME,
+  clientFrameSchema,
+  type MessageRef,
+  type OutgoingMessage,
+  type ReadFrame,
+  type SendFrame,
+  type ServerFrame,
+} from "../src/protocol/frames";
+import type { PreKey, PreKeyCounts, Settings, SignedPreKey } from "../src/protocol/http";
+import { LIMITS } from "../src/protocol/limits";
+import { logger, type Logger } from "../src/log";
+import { deviceMismatch } from "./device-check";
+import { Inbox, type ReceiptDelivery } from "./inbox";
+import { PreKeyPool, type ClaimedPreKeys } from "./prekeys";
+import { RecipientQueues } from "./recipient-queues";
+import { deviceTag, saveSocketState, socketState, type SocketState } from "./socket-state";
+import { USER_SCHEMA } from "./user-schema";
+
+/** One send addressed to this user, as the sender's UserDO forwards it. */
+export interface InboundMessage {
+  from: string;
+  fromDevice: number;
+  id: string;
+  messages: OutgoingMessage[];
+}
+
+export type DeliverResult =
+  | { ok: true; ts: number }
+  | { ok: false; code: "mismatched_devices"; mismatch: DeviceMismatch }
+  | { ok: false; code: "not_found" };
+
+/** Headers the edge Worker sets on a connect request after verifying the token. */
+export const CONNECT_HEADERS = { user: "x-relay-user", device: "x-relay-device", family: "x-relay-family" } as const;
+
+/** How long before a failed receipt hand-off is retried by the alarm. */
+const RECEIPT_RETRY_MS = 2_000;
+
+export class UserDO extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly inbox: Inbox;
+  private readonly prekeys: PreKeyPool;
+  private readonly log: Logger;
+  private readonly outgoing: RecipientQueues;
+  private userId: string | null;
+  private readReceipts: boolean;
+  private flushing: Promise<void> | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(USER_SCHEMA);
+    this.inbox = new Inbox(this.sql);
+    this.prekeys = new PreKeyPool(this.sql);
+    this.log = logger(env.LOG_LEVEL);
+    this.outgoing = new RecipientQueues((userId) => this.userStub(userId));
+    this.userId = this.meta("user_id");
+    this.readReceipts = this.meta("read_receipts") !== "0";
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  // ---- Directory changes, from the edge Worker ----
+
+  /**
+   * Adds a device (or replaces one with the same id) with its one-time prekeys.
+   * `replaceAll`: a re-registration of the account; every other device is removed.
+   */
+  async registerDevice(args: {
+    userId: string;
+    deviceId: number;
+    registrationId: number;
+    family: string;
+    preKeys: PreKey[];
+    kyberPreKeys: SignedPreKey[];
+    replaceAll?: boolean;
+  }): Promise<void> {
+    this.setUserId(args.userId);
+    if (args.replaceAll) {
+      for (const deviceId of [...this.inbox.devices.keys()]) this.dropDevice(deviceId, "account re-registered");
+    }
+    this.closeSockets(args.deviceId, CLOSE_CODES.unauthorized, "device re-registered");
+    this.inbox.putDevice(args.deviceId, args.registrationId, args.family);
+    this.prekeys.removeDevice(args.deviceId);
+    this.prekeys.replace(args.deviceId, args.preKeys, args.kyberPreKeys);
+  }
+
+  /** Removes a device: its inbox and prekeys are deleted and its sockets closed. */
+  async removeDevice(deviceId: number): Promise<void> {
+    this.dropDevice(deviceId, "device removed");
+  }
+
+  /** Replaces a device's token family (revocation) and closes its sockets. */
+  async revokeFamily(deviceId: number, family: string): Promise<void> {
+    this.inbox.setFamily(deviceId, family);
+    this.closeSockets(deviceId, CLOSE_CODES.unauthorized, "session revoked");
+  }
+
+  /** Whether `deviceId` exists with this token family (tokens of removed or revoked devices are refused). */
+  async isActive(deviceId: number, family: string): Promise<boolean> {
+    return this.inbox.devices.get(deviceId)?.family === family;
+  }
+
+  async replacePreKeys(deviceId: number, preKeys?: PreKey[], kyberPreKeys?: SignedPreKey[]): Promise<void> {
+    if (!this.inbox.devices.has(deviceId)) throw new Error(`no device ${deviceId}`);
+    this.prekeys.replace(deviceId, preKeys, kyberPreKeys);
+  }
+
+  /** One one-time EC and one one-time Kyber prekey per device, each removed as it is handed out. */
+  async claimPreKeys(deviceIds: number[]): Promise<Record<number, ClaimedPreKeys>> {
+    const claimed: Record<number, ClaimedPreKeys> = {};
+    for (const deviceId of deviceIds) {
+      if (this.inbox.devices.has(deviceId)) claimed[deviceId] = this.prekeys.claim(deviceId);
+    }
+    return claimed;
+  }
+
+  async preKeyCounts(deviceId: number): Promise<PreKeyCounts> {
+    return this.prekeys.counts(deviceId);
+  }
+
+  async settings(): Promise<Settings> {
+    return { readReceipts: this.readReceipts };
+  }
+
+  async updateSettings(changes: Partial<Settings>): Promise<Settings> {
+    if (changes.readReceipts !== undefined) {
+      this.readReceipts = changes.readReceipts;
+      this.setMeta("read_receipts", changes.readReceipts ? "1" : "0");
+    }
+    return this.settings();
+  }
+
+  // ---- Between UserDOs ----
+
+  /** Stores sends addressed to this user, each exactly once; retries get the first timestamp back. */
+  async deliver(items: InboundMessage[]): Promise<DeliverResult[]> {
+    const me = this.userId;
+    if (me === null || this.inbox.devices.size === 0) return items.map(() => ({ ok: false, code: "not_found" }));
+    const ts = Date.now();
+    const touched = new Set<number>();
+    const results = items.map((item): DeliverResult => {
+      const earlier = this.inbox.acceptedAt(item.from, item.fromDevice, item.id);
+      if (earlier !== undefined) return { ok: true, ts: earlier };
+      const senderDevice = item.from === me ? item.fromDevice : undefined;
+      const mismatch = deviceMismatch(me, this.inbox.devices, item.messages, senderDevice);
+      if (mismatch) return { ok: false, code: "mismatched_devices", mismatch };
+      this.inbox.rememberAccepted(item.from, item.fromDevice, item.id, ts);
+      const owed = item.from !== me;
+      for (const device of this.inbox.storeMessages(item.from, item.fromDevice, item.id, ts, item.messages, owed)) {
+        touched.add(device);
+      }
+      return { ok: true, ts };
+    });
+    for (const device of touched) this.pump(device);
+    return results;
+  }
+
+  /** The device mismatch a send would meet here, without storing anything. */
+  async checkDevices(messages: OutgoingMessage[], senderDevice?: number): Promise<DeviceMismatch | null> {
+    return deviceMismatch(this.userId ?? "", this.inbox.devices, messages, senderDevice);
+  }
+
+  /** Stores receipts for every device of this user. Read receipts are dropped when this user turned them off. */
+  async storeReceipts(receipts: ReceiptDelivery[]): Promise<{ dropped: boolean }[]> {
+    const touched = new Set<number>();
+    const results = receipts.map((receipt) => {
+      if (receipt.receipt === "read" && !this.readReceipts) return { dropped: true };
+      const key = `${receipt.receipt}:${receipt.id}`;
+      if (this.inbox.acceptedAt(receipt.from, receipt.fromDevice, key) === undefined) {
+        this.inbox.rememberAccepted(receipt.from, receipt.fromDevice, key, receipt.ts);
+        for (const device of this.inbox.storeReceipt(receipt)) touched.add(device);
+      }
+      return { dropped: false };
+    });
+    for (const device of touched) this.pump(device);
+    return results;
+  }
+
+  // ---- Sockets ----
+
+  override async fetch(request: Request): Promise<Response> {
+    const userId = request.headers.get(CONNECT_HEADERS.user) ?? "";
+    const deviceId = Number(request.headers.get(CONNECT_HEADERS.device));
+    const family = request.headers.get(CONNECT_HEADERS.family) ?? "";
+    const protocol = request.headers.get("sec-websocket-protocol") ? { "Sec-WebSocket-Protocol": "relay.v1" } : undefined;
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    if (userId !== this.userId || this.inbox.devices.get(deviceId)?.family !== family) {
+      server.accept();
+      rejectSocket(server, "device removed or session revoked");
+      this.log.info("connect", { outcome: "unauthorized" });
+      return new Response(null, { status: 101, webSocket: client, headers: protocol });
+    }
+    this.closeSockets(deviceId, CLOSE_CODES.replaced, "replaced by a newer connection");
+    this.ctx.acceptWebSocket(server, [deviceTag(deviceId)]);
+    const acked = this.inbox.ackedUpTo(deviceId);
+    saveSocketState(server, { device: deviceId, sent: acked, acked });
+    send(server, { type: "ready", userId, deviceId, pending: this.inbox.pendingCount(deviceId) });
+    this.pump(deviceId);
+    this.inbox.forgetAcceptedBefore(Date.now() - LIMITS.dedupeWindowMs);
+    this.log.info("connect", { outcome: "ok", device: deviceId });
+    return new Response(null, { status: 101, webSocket: client, headers: protocol });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const started = Date.now();
+    const state = socketState(ws);
+    if (!state || !this.userId) return;
+    const frameType = await this.handleFrame(ws, state, message);
+    if (this.log.enabled("debug")) this.log.debug("frame", { type: frameType, ms: Date.now() - started });
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      ws.close(code === 1005 ? 1000 : code, reason);
+    } catch {
+      // already closed
+    }
+  }
+
+  override async webSocketError(): Promise<void> {}
+
+  /** Retries receipts that could not be handed to their recipients. */
+  override async alarm(): Promise<void> {
+    await this.flushReceipts();
+  }
+
+  // ---- Frames ----
+
+  private async handleFrame(ws: WebSocket, state: SocketState, message: string | ArrayBuffer): Promise<string> {
+    if (typeof message !== "string") return this.fail(ws, "bad_request", "frames are JSON text");
+    if (message.length > LIMITS.maxFrameBytes) {
+      return this.fail(ws, "too_large", `frame exceeds ${LIMITS.maxFrameBytes} bytes`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(message);
+    } catch {
+      return this.fail(ws, "bad_request", "frame is not valid JSON");
+    }
+    const type = (json as { type?: unknown } | null)?.type;
+    const id = typeof (json as { id?: unknown }).id === "string" ? (json as { id: string }).id : undefined;
+    if (type !== "send" && type !== "ack" && type !== "read") {
+      return this.fail(ws, "unknown_frame", `unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}`, id);
+    }
+    const parsed = clientFrameSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return this.fail(ws, "bad_request", `${issue?.path.join(".") || "frame"}: ${issue?.message}`, id);
+    }
+    const frame = parsed.data;
+    switch (frame.type) {
+      case "send":
+        await this.handleSend(ws, state, frame);
+        break;
+      case "ack":
+        this.handleAck(ws, state, frame.upTo);
+        break;
+      case "read":
+        await this.handleRead(ws, state, frame);
+        break;
+    }
+    return frame.type;
+  }
+
+  private async handleSend(ws: WebSocket, state: SocketState, frame: Required<SendFrame>): Promise<void> {
+    const me = this.userId!;
+    const duplicate = findDuplicateDevice(frame.messages) ?? findDuplicateDevice(frame.sync);
+    if (duplicate !== undefined) {
+      this.fail(ws, "bad_request", `device ${duplicate} is addressed twice`, frame.id);
+      return;
+    }
+    const item: InboundMessage = { from: me, fromDevice: state.device, id: frame.id, messages: frame.messages };
+    if (frame.to === me) {
+      if (frame.sync.length > 0) {
+        this.fail(ws, "bad_request", "a send to your own devices carries them in messages, not sync", frame.id);
+        return;
+      }
+      this.answerSend(ws, frame.id, (await this.deliver([item]))[0]!);
+      return;
+    }
+    const syncMismatch = deviceMismatch(me, this.inbox.devices, frame.sync, state.device);
+    if (syncMismatch) {
+      const recipientMismatch = await this.userStub(frame.to).checkDevices(frame.messages);
+      this.fail(ws, "mismatched_devices", "the send's device lists are not current", frame.id, [
+        ...(recipientMismatch ? [recipientMismatch] : []),
+        syncMismatch,
+      ]);
+      return;
+    }
+    let result: DeliverResult;
+    try {
+      result = await this.outgoing.deliver(frame.to, item);
+    } catch (error) {
+      this.log.info("send", { outcome: "recipient_unavailable", error: String(error) });
+      this.fail(ws, "internal", "recipient unavailable; retry with the same id", frame.id);
+      return;
+    }
+    if (result.ok && frame.sync.length > 0) this.storeSync(state.device, frame, result.ts);
+    this.answerSend(ws, frame.id, result);
+  }
+
+  /** Copies for the sender's own other devices, stored after the recipient accepted the send. */
+  private storeSync(senderDevice: number, frame: Required<SendFrame>, ts: number): void {
+    const me = this.userId!;
+    if (this.inbox.acceptedAt(me, senderDevice, frame.id) !== undefined) return;
+    const current = frame.sync.filter((m) => this.inbox.devices.has(m.device) && m.device !== senderDevice);
+    this.inbox.rememberAccepted(me, senderDevice, frame.id, ts);
+    this.inbox.storeMessages(me, senderDevice, frame.id, ts, current, false);
+    for (const message of current) this.pump(message.device);
+  }
+
+  private answerSend(ws: WebSocket, id: string, result: DeliverResult): void {
+    if (result.ok) send(ws, { type: "sent", id, ts: result.ts });
+    else if (result.code === "not_found") this.fail(ws, "not_found", "unknown recipient", id);
+    else this.fail(ws, "mismatched_devices", "the send's device lists are not current", id, [result.mismatch]);
+  }
+
+  private handleAck(ws: WebSocket, state: SocketState, upTo: number): void {
+    if (upTo <= state.acked) return;
+    if (upTo > state.sent) {
+      this.fail(ws, "invalid_ack", `ack ${upTo} is beyond the last delivered sequence ${state.sent}`);
+      return;
+    }
+    const owed = this.inbox.acknowledge(state.device, upTo);
+    state.acked = upTo;
+    saveSocketState(ws, state);
+    if (owed.length > 0) this.queueDeliveredReceipts(state.device, owed);
+    this.pump(state.device);
+  }
+
+  private async handleRead(ws: WebSocket, state: SocketState, frame: ReadFrame): Promise<void> {
+    if (!this.readReceipts) {
+      send(ws, { type: "sent", id: frame.id, ts: Date.now(), dropped: true });
+      return;
+    }
+    const receipt: ReceiptDelivery = {
+      id: frame.id,
+      receipt: "read",
+      from: this.userId!,
+      fromDevice: state.device,
+      refs: frame.refs,
+      ts: Date.now(),
+    };
+    try {
+      const [result] = await this.userStub(frame.to).storeReceipts([receipt]);
+      send(ws, { type: "sent", id: frame.id, ts: receipt.ts, ...(result?.dropped && { dropped: true }) });
+    } catch (error) {
+      this.log.info("read", { outcome: "recipient_unavailable", error: String(error) });
+      this.fail(ws, "internal", "recipient unavailable; retry with the same id", frame.id);
+    }
+  }
+
+  // ---- Delivery ----
+
+  /** Pushes stored envelopes to the device's socket, in pages, until its window is full. */
+  private pump(deviceId: number): void {
+    for (const ws of this.ctx.getWebSockets(deviceTag(deviceId))) {
+      const state = socketState(ws);
+      if (!state) continue;
+      const sentBefore = state.sent;
+      while (state.sent - state.acked < LIMITS.deliveryWindow) {
+        const room = Math.min(LIMITS.deliveryPageSize, LIMITS.deliveryWindow - (state.sent - state.acked));
+        const page = this.inbox.page(deviceId, state.sent, room, LIMITS.deliveryPageBytes);
+        if (page.length === 0) break;
+        try {
+          ws.send(`{"type":"deliver","envelopes":[${page.map((e) => e.json).join(",")}]}`);
+        } catch {
+          break; // closing socket: the envelopes stay stored for the next connection
+        }
+        state.sent = page[page.length - 1]!.seq;
+      }
+      if (state.sent !== sentBefore) saveSocketState(ws, state);
+    }
+  }
+
+  /** Records delivered receipts in the outbox (durable with the ack) and hands them over. */
+  private queueDeliveredReceipts(deviceId: number, owed: { sender: string; senderDevice: number; clientId: string }[]) {
+    const bySender = new Map<string, MessageRef[]>();
+    for (const m of owed) {
+      const refs = bySender.get(m.sender) ?? [];
+      refs.push({ device: m.senderDevice, id: m.clientId });
+      bySender.set(m.sender, refs);
+    }
+    const ts = Date.now();
+    for (const [sender, refs] of bySender) {
+      const receipt: ReceiptDelivery = { id: crypto.randomUUID(), receipt: "delivered", from: this.userId!, fromDevice: deviceId, refs, ts };
+      this.sql.exec("INSERT INTO receipt_outbox (id, target, receipt) VALUES (?, ?, ?)", receipt.id, sender, JSON.stringify(receipt));
+    }
+    void this.ctx.storage.setAlarm(ts + RECEIPT_RETRY_MS);
+    void this.flushReceipts();
+  }
+
+  private flushReceipts(): Promise<void> {
+    this.flushing ??= this.flushOutbox().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
+  private async flushOutbox(): Promise<void> {
+    for (;;) {
+      const rows = this.sql
+        .exec<{ id: string; target: string; receipt: string }>("SELECT id, target, receipt FROM receipt_outbox LIMIT 200")
+        .toArray();
+      if (rows.length === 0) {
+        await this.ctx.storage.deleteAlarm();
+        return;
+      }
+      const byTarget = new Map<string, typeof rows>();
+      for (const row of rows) byTarget.set(row.target, [...(byTarget.get(row.target) ?? []), row]);
+      try {
+        await Promise.all(
+          [...byTarget].map(async ([target, list]) => {
+            await this.userStub(target).storeReceipts(list.map((r) => JSON.parse(r.receipt) as ReceiptDelivery));
+            for (const row of list) this.sql.exec("DELETE FROM receipt_outbox WHERE id = ?", row.id);
+          }),
+        );
+      } catch (error) {
+        this.log.info("receipts", { outcome: "retry_later", error: String(error) });
+        await this.ctx.storage.setAlarm(Date.now() + RECEIPT_RETRY_MS);
+        return;
+      }
+    }
+  }
+
+  // ---- Helpers ----
+
+  private fail(ws: WebSocket, code: ErrorCode, message: string, id?: string, mismatches?: DeviceMismatch[]): string {
+    send(ws, { type: "error", ...(id !== undefined && { id }), code, message, ...(mismatches && { mismatches }) });
+    this.log.info("frame", { outcome: code });
+    return "error";
+  }
+
+  private dropDevice(deviceId: number, reason: string): void {
+    this.closeSockets(deviceId, CLOSE_CODES.unauthorized, reason);
+    this.inbox.removeDevice(deviceId);
+    this.prekeys.removeDevice(deviceId);
+  }
+
+  private closeSockets(deviceId: number, code: number, reason: string): void {
+    for (const ws of this.ctx.getWebSockets(deviceTag(deviceId))) rejectSocket(ws, reason, code);
+  }
+
+  private userStub(userId: string) {
+    return this.env.USER.get(this.env.USER.idFromName(userId));
+  }
+
+  private setUserId(userId: string): void {
+    if (this.userId === userId) return;
+    this.userId = userId;
+    this.setMeta("user_id", userId);
+  }
+
+  private meta(key: string): string | null {
+    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+  }
+}
+
+function send(ws: WebSocket, frame: ServerFrame): void {
+  try {
+    ws.send(JSON.stringify(frame));
+  } catch {
+    // the socket is closing; anything durable is redelivered on the next connection
+  }
+}
+
+function rejectSocket(ws: WebSocket, reason: string, code: number = CLOSE_CODES.unauthorized): void {
+  const codeName = code === CLOSE_CODES.replaced ? "conflict" : "unauthorized";
+  send(ws, { type: "error", code: codeName, message: reason });
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}
+
+function findDuplicateDevice(messages: readonly { device: number }[]): number | undefined {
+  const seen = new Set<number>();
+  for (const { device } of messages) {
+    if (seen.has(device)) return device;
+    seen.add(device);
+  }
+  return undefined;
+}

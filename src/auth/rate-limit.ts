@@ -1,0 +1,32 @@
+/** Fixed-window rate limits, counted in D1. */
+import { RelayError } from "../protocol/errors";
+import { RATE_LIMITS, type RateLimitName } from "../protocol/limits";
+import { sha256Base64Url } from "./tokens";
+
+// A refused event matches no row in the upsert (its WHERE is false), so it is not counted and nothing is returned.
+const TAKE = `
+INSERT INTO rate_limits (bucket, window_start, count) VALUES (?1, ?2, 1)
+ON CONFLICT (bucket) DO UPDATE SET
+  window_start = MAX(rate_limits.window_start, excluded.window_start),
+  count = CASE WHEN excluded.window_start > rate_limits.window_start THEN 1 ELSE rate_limits.count + 1 END
+WHERE excluded.window_start > rate_limits.window_start OR rate_limits.count < ?3
+RETURNING count`;
+
+/**
+ * Counts one event against `RATE_LIMITS[name]` for `key` (stored hashed) in one atomic statement.
+ * Over the limit: throws 429 `rate_limited` with `retryAfterMs`, and the event is not counted.
+ */
+export async function takeRateLimit(db: D1Database, name: RateLimitName, key: string, now = Date.now()): Promise<void> {
+  const { max, windowMs } = RATE_LIMITS[name];
+  const windowStart = Math.floor(now / windowMs) * windowMs;
+  const bucket = `${name}:${await sha256Base64Url(key)}`;
+  const taken = await db.prepare(TAKE).bind(bucket, windowStart, max).first<{ count: number }>();
+  if (taken) return;
+  const retryAfterMs = windowStart + windowMs - now;
+  throw new RelayError(
+    429,
+    "rate_limited",
+    `Rate limit ${name} reached (${max} per ${windowMs / 60_000} min); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+    { retryAfterMs },
+  );
+}

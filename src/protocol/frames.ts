@@ -1,0 +1,119 @@
+/**
+ * WebSocket frames on `/v1/connect`: JSON text frames, one object each, discriminated by `type`.
+ * Heartbeat: the client sends the exact text `{"type":"ping"}` and gets `{"type":"pong"}`
+ * without waking the user's Durable Object.
+ */
+import { z } from "zod";
+import { isBase64 } from "./base64";
+import type { DeviceMismatch, ErrorCode } from "./errors";
+import { LIMITS } from "./limits";
+
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+
+/** libsignal's `CiphertextMessageType` numbers: the SDK and libsignal apps agree on these. */
+export const CIPHERTEXT_TYPES = { whisper: 2, preKey: 3, senderKey: 7, plaintext: 8 } as const;
+export type CiphertextType = (typeof CIPHERTEXT_TYPES)[keyof typeof CIPHERTEXT_TYPES];
+
+const maxBodyChars = Math.ceil(LIMITS.maxEnvelopeBytes / 3) * 4;
+
+export const clientIdSchema = z
+  .string()
+  .min(1)
+  .max(LIMITS.maxClientIdLength)
+  .regex(/^[A-Za-z0-9_-]+$/, "id must be 1-64 characters of A-Z a-z 0-9 _ -");
+
+const userIdSchema = z.uuid();
+
+/** One ciphertext for one destination device. */
+export const outgoingMessageSchema = z.object({
+  device: z.number().int().min(1).max(LIMITS.maxDevicesPerUser * 1000),
+  registrationId: z.number().int().min(1).max(16380),
+  type: z.union([z.literal(2), z.literal(3), z.literal(7), z.literal(8)]),
+  body: z
+    .string()
+    .min(1)
+    .max(maxBodyChars, `body exceeds ${LIMITS.maxEnvelopeBytes} bytes`)
+    .refine(isBase64, "body must be standard padded base64"),
+});
+export type OutgoingMessage = z.infer<typeof outgoingMessageSchema>;
+
+const devicesList = z.array(outgoingMessageSchema).max(LIMITS.maxDevicesPerUser);
+
+/** Send one message to `to`: a ciphertext per recipient device, and per the sender's own other devices in `sync`. */
+export const sendFrameSchema = z.object({
+  type: z.literal("send"),
+  id: clientIdSchema,
+  to: userIdSchema,
+  messages: devicesList,
+  sync: devicesList.default([]),
+});
+export type SendFrame = z.input<typeof sendFrameSchema>;
+
+/** Acknowledge every envelope up to and including `upTo`: they are stored by the client and deleted on the server. */
+export const ackFrameSchema = z.object({
+  type: z.literal("ack"),
+  upTo: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+});
+export type AckFrame = z.infer<typeof ackFrameSchema>;
+
+/** A message as its sender names it: the sending device and its client message id. */
+export const messageRefSchema = z.object({ device: z.number().int().min(1), id: clientIdSchema });
+export type MessageRef = z.infer<typeof messageRefSchema>;
+
+/** Tell `to` that these of their messages were read. Dropped when either side turned read receipts off. */
+export const readFrameSchema = z.object({
+  type: z.literal("read"),
+  id: clientIdSchema,
+  to: userIdSchema,
+  refs: z.array(messageRefSchema).min(1).max(LIMITS.maxReceiptRefs),
+});
+export type ReadFrame = z.infer<typeof readFrameSchema>;
+
+export const clientFrameSchema = z.discriminatedUnion("type", [sendFrameSchema, ackFrameSchema, readFrameSchema]);
+export type ClientFrame = z.input<typeof clientFrameSchema>;
+
+/** A ciphertext delivered to this device. */
+export interface MessageEnvelope {
+  seq: number;
+  kind: "message";
+  from: string;
+  fromDevice: number;
+  /** The sender's client message id: dedupe on (from, fromDevice, id). */
+  id: string;
+  /** Server time of storage, ms since the epoch. */
+  ts: number;
+  type: CiphertextType;
+  body: string;
+}
+
+/** Ticks: `delivered` when a device of `from` stored the messages, `read` when its user read them. */
+export interface ReceiptEnvelope {
+  seq: number;
+  kind: "receipt";
+  receipt: "delivered" | "read";
+  from: string;
+  fromDevice: number;
+  refs: MessageRef[];
+  ts: number;
+}
+
+export type Envelope = MessageEnvelope | ReceiptEnvelope;
+
+export type ServerFrame =
+  /** First frame on a connection. `pending`: envelopes waiting for this device. */
+  | { type: "ready"; userId: string; deviceId: number; pending: number }
+  /** Envelopes in increasing `seq`; acknowledge with `ack`. At most `LIMITS.deliveryWindow` unacknowledged at a time. */
+  | { type: "deliver"; envelopes: Envelope[] }
+  /** The send or read frame `id` is durably stored for every addressed device. `ts`: the server timestamp. */
+  | { type: "sent"; id: string; ts: number; dropped?: boolean }
+  | { type: "error"; id?: string; code: ErrorCode; message: string; mismatches?: DeviceMismatch[] }
+  | { type: "pong" };
+
+/** WebSocket close codes Relay uses; the close reason says why in words. */
+export const CLOSE_CODES = {
+  /** Missing, malformed, expired or revoked token, or the device was removed. Get a new token or re-link. */
+  unauthorized: 4401,
+  /** Another connection of the same device replaced this one. */
+  replaced: 4409,
+} as const;

@@ -1,0 +1,51 @@
+/**
+ * Every limit Relay enforces, in one place. The README prints this table (`npm run limits`);
+ * handlers import names from here instead of writing numbers.
+ */
+export const LIMITS = {
+  /** Largest WebSocket frame a client may send, in bytes (a send frame carries one body per device). */
+  maxFrameBytes: 512 * 1024,
+  /** Largest single ciphertext body, in bytes after base64 decoding. */
+  maxEnvelopeBytes: 64 * 1024,
+  /** Largest HTTP request body, in bytes (a key upload with 100 Kyber prekeys is ~220 KB). */
+  maxRequestBytes: 512 * 1024,
+  /** Devices per user: a primary and four linked ones, as WhatsApp allows. */
+  maxDevicesPerUser: 5,
+  /** One-time EC and one-time Kyber prekeys per upload, each; an upload replaces that pool. */
+  maxPreKeysPerUpload: 100,
+  /** Client message ids: 1..64 characters of [A-Za-z0-9_-]. */
+  maxClientIdLength: 64,
+  /** Message references one read receipt may carry. */
+  maxReceiptRefs: 100,
+  /** Envelopes pushed to a device before it must acknowledge (flow-control window). */
+  deliveryWindow: 1000,
+  /** Envelopes per `deliver` frame when draining a backlog. */
+  deliveryPageSize: 250,
+  /** Soft cap on the bytes of one `deliver` frame (a page stops early past it; one envelope always fits). */
+  deliveryPageBytes: 768 * 1024,
+  /** How long a (sender device, client id) pair is remembered to make retried sends idempotent. */
+  dedupeWindowMs: 7 * 24 * 3600 * 1000,
+
+  /** Verification codes: digits, lifetime, wrong guesses before the code is burnt. */
+  codeDigits: 6,
+  codeTtlMs: 5 * 60 * 1000,
+  codeMaxAttempts: 5,
+  /** Link codes for adding a device. */
+  linkCodeTtlMs: 10 * 60 * 1000,
+
+  /** Access tokens (JWT, EdDSA) and refresh tokens. */
+  accessTokenTtlSeconds: 15 * 60,
+  refreshTokenTtlMs: 30 * 24 * 3600 * 1000,
+} as const;
+
+/** Fixed-window rate limits: at most `max` events per `windowMs` per key. */
+export const RATE_LIMITS = {
+  /** Verification codes sent to one phone number. */
+  codePerPhone: { max: 3, windowMs: 10 * 60 * 1000 },
+  /** Verification codes requested from one client IP. */
+  codePerIp: { max: 20, windowMs: 60 * 60 * 1000 },
+  /** Code verification attempts from one client IP (codes themselves burn after `codeMaxAttempts`). */
+  verifyPerIp: { max: 60, windowMs: 60 * 60 * 1000 },
+} as const;
+
+export type RateLimitName = keyof typeof RATE_LIMITS;
