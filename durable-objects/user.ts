@@ -168,7 +168,8 @@ export class UserDO extends DurableObject<Env> {
 
   /** The device mismatch a send would meet here, without storing anything. */
   async checkDevices(messages: OutgoingMessage[], senderDevice?: number): Promise<DeviceMismatch | null> {
-    return deviceMismatch(this.userId ?? "", this.inbox.devices, messages, senderDevice);
+    if (this.userId === null || this.inbox.devices.size === 0) return null; // unknown user: the send says not_found
+    return deviceMismatch(this.userId, this.inbox.devices, messages, senderDevice);
   }
 
   /** Stores receipts for every device of this user. Read receipts are dropped when this user turned them off. */

@@ -1,0 +1,315 @@
+/** The per-user inbox: store-then-ack, order, redelivery, dedupe, device lists, receipts, flow control. */
+import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { MessageEnvelope, ReceiptEnvelope } from "../../../src/protocol/frames";
+import { LIMITS } from "../../../src/protocol/limits";
+import { addressTo, api, body, connect, linkDevice, registerUser, type TestDevice } from "../support/relay";
+
+const stubOf = (d: TestDevice) => env.USER.get(env.USER.idFromName(d.session.userId));
+
+/** Rows in a user's inbox, per device, read straight from its SQLite. */
+async function inboxRows(d: TestDevice) {
+  return runInDurableObject(stubOf(d), (_obj, state) =>
+    state.storage.sql.exec<{ device_id: number; seq: number; envelope: string }>("SELECT device_id, seq, envelope FROM inbox ORDER BY device_id, seq").toArray(),
+  );
+}
+
+
+describe("sending 1:1", () => {
+  it("delivers to an online device at once, acknowledges the sender after storage, and returns a delivered tick", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const { socket: b, first } = await connect(bob);
+    expect(first).toMatchObject({ type: "ready", userId: bob.session.userId, deviceId: 1, pending: 0 });
+
+    const sent = await a.request({ type: "send", id: "hello-1", to: bob.session.userId, messages: addressTo([bob], "hi bob") });
+    expect(sent).toMatchObject({ type: "sent", id: "hello-1" });
+    const [envelope] = (await b.receive(1)) as MessageEnvelope[];
+    expect(envelope).toMatchObject({
+      kind: "message",
+      from: alice.session.userId,
+      fromDevice: 1,
+      id: "hello-1",
+      type: 2,
+      body: body("hi bob"),
+      ts: (sent as { ts: number }).ts,
+    });
+
+    const [tick] = (await a.receive(1)) as ReceiptEnvelope[];
+    expect(tick).toMatchObject({ kind: "receipt", receipt: "delivered", from: bob.session.userId, fromDevice: 1, refs: [{ device: 1, id: "hello-1" }] });
+    expect(await inboxRows(bob)).toEqual([]);
+  });
+
+  it("keeps an offline device's backlog and delivers it in strictly increasing order on connect", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    for (let i = 0; i < 30; i++) {
+      await a.request({ type: "send", id: `bl-${i}`, to: bob.session.userId, messages: addressTo([bob], `msg ${i}`) });
+    }
+    const { socket: b, first } = await connect(bob);
+    expect(first).toMatchObject({ type: "ready", pending: 30 });
+    const got = (await b.receive(30)) as MessageEnvelope[];
+    expect(got.map((e) => e.id)).toEqual(Array.from({ length: 30 }, (_, i) => `bl-${i}`));
+    const seqs = got.map((e) => e.seq);
+    expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!)).toBe(true);
+  });
+
+  it("redelivers what was not acknowledged on the next connection", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const { socket: b1 } = await connect(bob);
+    await a.request({ type: "send", id: "r1", to: bob.session.userId, messages: addressTo([bob], "one") });
+    await a.request({ type: "send", id: "r2", to: bob.session.userId, messages: addressTo([bob], "two") });
+    const first = await b1.receive(2, false);
+    b1.send({ type: "ack", upTo: first[0]!.seq }); // only the first
+    b1.close();
+    await b1.closed;
+    const { socket: b2, first: ready } = await connect(bob);
+    expect(ready).toMatchObject({ pending: 1 });
+    const again = await b2.receive(1);
+    expect(again.map((e) => (e as MessageEnvelope).id)).toEqual(["r2"]);
+  });
+
+  it("stores a retried send (same client id) once and acknowledges it again with the first timestamp", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const frame = { type: "send", id: "dup-1", to: bob.session.userId, messages: addressTo([bob], "once") } as const;
+    const first = await a.request(frame);
+    const second = await a.request(frame);
+    expect(second).toEqual(first);
+    expect(await inboxRows(bob)).toHaveLength(1);
+  });
+
+  it("never loses an acknowledged message when either user's object is evicted or aborted", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    await a.request({ type: "send", id: "ev-1", to: bob.session.userId, messages: addressTo([bob], "before eviction") });
+    await evictDurableObject(stubOf(bob));
+    await evictDurableObject(stubOf(alice));
+    const { socket: a2 } = await connect(alice);
+    await a2.request({ type: "send", id: "ev-2", to: bob.session.userId, messages: addressTo([bob], "after eviction") });
+    await abortAllDurableObjects();
+    const { socket: b } = await connect(bob);
+    const got = (await b.receive(2)) as MessageEnvelope[];
+    expect(got.map((e) => [e.id, atob(e.body)])).toEqual([
+      ["ev-1", "before eviction"],
+      ["ev-2", "after eviction"],
+    ]);
+  });
+
+  it("keeps sockets across hibernation: a hibernated recipient still gets pushes and answers pings without waking", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: b } = await connect(bob);
+    await evictDurableObject(stubOf(bob)); // hibernates the socket
+    b.send('{"type":"ping"}');
+    expect(await b.next("pong")).toEqual({ type: "pong" });
+    const { socket: a } = await connect(alice);
+    await a.request({ type: "send", id: "hib-1", to: bob.session.userId, messages: addressTo([bob], "wake up") });
+    const [got] = (await b.receive(1)) as MessageEnvelope[];
+    expect(got!.id).toBe("hib-1");
+  });
+});
+
+describe("device lists", () => {
+  it("refuses an incomplete, extra or stale device list with the exact repair, and stores nothing", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const bob2 = await linkDevice(bob);
+    const { socket: a } = await connect(alice);
+
+    const missing = await a.request({ type: "send", id: "mm-1", to: bob.session.userId, messages: addressTo([bob], "x") });
+    expect(missing).toMatchObject({
+      type: "error",
+      code: "mismatched_devices",
+      mismatches: [{ userId: bob.session.userId, missing: [2], extra: [], stale: [] }],
+    });
+
+    const stale = addressTo([bob, bob2], "x");
+    stale[1] = { ...stale[1]!, registrationId: (bob2.keys.registrationId % 16000) + 1 };
+    stale.push({ device: 4, registrationId: 7, type: 2, body: body("x") });
+    const wrong = await a.request({ type: "send", id: "mm-2", to: bob.session.userId, messages: stale });
+    expect(wrong).toMatchObject({ code: "mismatched_devices", mismatches: [{ missing: [], extra: [4], stale: [2] }] });
+    expect(await inboxRows(bob)).toEqual([]);
+
+    const ok = await a.request({ type: "send", id: "mm-3", to: bob.session.userId, messages: addressTo([bob, bob2], "x") });
+    expect(ok.type).toBe("sent");
+    expect((await inboxRows(bob)).map((r) => r.device_id)).toEqual([1, 2]);
+  });
+
+  it("copies a send to the sender's other devices (sync) and refuses a sync list that misses one", async () => {
+    const alice = await registerUser();
+    const alice2 = await linkDevice(alice);
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+
+    const noSync = await a.request({ type: "send", id: "s-1", to: bob.session.userId, messages: addressTo([bob], "x") });
+    expect(noSync).toMatchObject({ code: "mismatched_devices", mismatches: [{ userId: alice.session.userId, missing: [2] }] });
+    expect(await inboxRows(bob)).toEqual([]);
+
+    const ok = await a.request({
+      type: "send",
+      id: "s-2",
+      to: bob.session.userId,
+      messages: addressTo([bob], "for bob"),
+      sync: addressTo([alice2], "copy for my laptop"),
+    });
+    expect(ok.type).toBe("sent");
+    const { socket: a2 } = await connect(alice2);
+    const [copy] = (await a2.receive(1)) as MessageEnvelope[];
+    expect(copy).toMatchObject({ from: alice.session.userId, fromDevice: 1, id: "s-2", body: body("copy for my laptop") });
+  });
+
+  it("lets a user message their own other devices, and refuses an unknown recipient", async () => {
+    const alice = await registerUser();
+    const alice2 = await linkDevice(alice);
+    const { socket: a } = await connect(alice);
+    const self = await a.request({ type: "send", id: "self-1", to: alice.session.userId, messages: addressTo([alice2], "note") });
+    expect(self.type).toBe("sent");
+    const nobody = await a.request({
+      type: "send",
+      id: "nobody",
+      to: crypto.randomUUID(),
+      messages: addressTo([alice2], "x"),
+      sync: addressTo([alice2], "x"),
+    });
+    expect(nobody).toMatchObject({ type: "error", code: "not_found" });
+  });
+});
+
+describe("bad frames", () => {
+  it("answers malformed, unknown, oversize and invalid frames with typed errors and changes nothing", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const to = bob.session.userId;
+    const good = addressTo([bob], "x")[0]!;
+
+    a.send("{not json");
+    expect(await a.next("error")).toMatchObject({ code: "bad_request", message: "frame is not valid JSON" });
+    a.send({ type: "subscribe", id: "u1" });
+    expect(await a.next("error")).toMatchObject({ code: "unknown_frame", id: "u1" });
+    a.send(JSON.stringify({ type: "send", id: "big", to, messages: [good] }).padEnd(LIMITS.maxFrameBytes + 1, " "));
+    expect(await a.next("error")).toMatchObject({ code: "too_large" });
+    const cases: [string, Record<string, unknown>, string][] = [
+      ["b64", { messages: [{ ...good, body: "not base64!" }] }, "messages.0.body: body must be standard padded base64"],
+      ["huge", { messages: [{ ...good, body: btoa("x".repeat(LIMITS.maxEnvelopeBytes + 3)) }] }, `body exceeds ${LIMITS.maxEnvelopeBytes} bytes`],
+      ["type", { messages: [{ ...good, type: 5 }] }, "messages.0.type"],
+      ["to", { to: "bob" }, "to"],
+      ["twice", { messages: [good, good] }, "device 1 is addressed twice"],
+    ];
+    for (const [caseId, change, message] of cases) {
+      const error = await a.request({ type: "send", id: caseId, to, messages: [good], ...change } as never);
+      expect(error).toMatchObject({ type: "error", code: "bad_request", id: caseId });
+      expect((error as { message: string }).message).toContain(message);
+    }
+    const badId = await a.request({ type: "send", id: "has space", to, messages: [good] });
+    expect(badId).toMatchObject({ code: "bad_request" });
+    expect(await inboxRows(bob)).toEqual([]);
+  });
+
+  it("refuses an ack beyond what was delivered and keeps the envelopes", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    await a.request({ type: "send", id: "ack-1", to: bob.session.userId, messages: addressTo([bob], "x") });
+    const { socket: b } = await connect(bob);
+    const [got] = await b.receive(1, false);
+    b.send({ type: "ack", upTo: got!.seq + 5 });
+    expect(await b.next("error")).toMatchObject({ code: "invalid_ack" });
+    b.send({ type: "ack", upTo: 0 });
+    expect(await b.next("error")).toMatchObject({ code: "bad_request" });
+    expect(await inboxRows(bob)).toHaveLength(1);
+  });
+});
+
+describe("flow control", () => {
+  it("drains a large backlog in pages, never more than the window unacknowledged, none missing or duplicated", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const total = LIMITS.deliveryWindow + 2 * LIMITS.deliveryPageSize + 7;
+    await runInDurableObject(stubOf(bob), async (obj) => {
+      const items = Array.from({ length: total }, (_, i) => ({
+        from: alice.session.userId,
+        fromDevice: 1,
+        id: `fc-${i}`,
+        messages: addressTo([bob], `m${i}`),
+      }));
+      const results = await obj.deliver(items);
+      expect(results.every((r) => r.ok)).toBe(true);
+    });
+    const { socket: b } = await connect(bob);
+    const seen: number[] = [];
+    let unacked = 0;
+    while (seen.length < total) {
+      const frame = await b.next("deliver");
+      expect(frame.envelopes.length).toBeLessThanOrEqual(LIMITS.deliveryPageSize);
+      unacked += frame.envelopes.length;
+      expect(unacked).toBeLessThanOrEqual(LIMITS.deliveryWindow);
+      seen.push(...frame.envelopes.map((e) => e.seq));
+      if (unacked === LIMITS.deliveryWindow || seen.length === total) {
+        b.send({ type: "ack", upTo: seen[seen.length - 1]! });
+        unacked = 0;
+      }
+    }
+    expect(new Set(seen).size).toBe(total);
+    expect(seen).toEqual([...seen].sort((x, y) => x - y));
+    expect(await inboxRows(bob)).toEqual([]);
+  });
+});
+
+describe("receipts", () => {
+  it("sends read receipts to every device of the sender, and drops them when either side turned them off", async () => {
+    const alice = await registerUser();
+    const alice2 = await linkDevice(alice);
+    const bob = await registerUser();
+    const { socket: b } = await connect(bob);
+    const read = await b.request({ type: "read", id: "rd-1", to: alice.session.userId, refs: [{ device: 1, id: "m-1" }] });
+    expect(read).toMatchObject({ type: "sent", id: "rd-1" });
+    expect(read).not.toHaveProperty("dropped");
+    for (const device of [alice, alice2]) {
+      const { socket } = await connect(device);
+      const [receipt] = (await socket.receive(1)) as ReceiptEnvelope[];
+      expect(receipt).toMatchObject({ kind: "receipt", receipt: "read", from: bob.session.userId, refs: [{ device: 1, id: "m-1" }] });
+    }
+
+    expect((await api("PUT", "/v1/settings", { token: alice.session.accessToken, body: { readReceipts: false } })).json).toEqual({ readReceipts: false });
+    const dropped = await b.request({ type: "read", id: "rd-2", to: alice.session.userId, refs: [{ device: 1, id: "m-2" }] });
+    expect(dropped).toMatchObject({ type: "sent", dropped: true });
+
+    await api("PUT", "/v1/settings", { token: bob.session.accessToken, body: { readReceipts: false } });
+    const own = await b.request({ type: "read", id: "rd-3", to: alice.session.userId, refs: [{ device: 1, id: "m-3" }] });
+    expect(own).toMatchObject({ type: "sent", dropped: true });
+    expect((await inboxRows(alice)).filter((r) => r.envelope.includes('"read"'))).toEqual([]);
+  });
+
+  it("stores a delivered receipt for an offline sender, once per message even with two recipient devices", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const bob2 = await linkDevice(bob);
+    const { socket: a } = await connect(alice);
+    await a.request({ type: "send", id: "tick-1", to: bob.session.userId, messages: addressTo([bob, bob2], "x") });
+    a.close();
+    await a.closed;
+
+    const { socket: b1 } = await connect(bob);
+    await b1.receive(1);
+    const { socket: a2 } = await connect(alice);
+    const [tick] = (await a2.receive(1)) as ReceiptEnvelope[];
+    expect(tick).toMatchObject({ receipt: "delivered", from: bob.session.userId, refs: [{ device: 1, id: "tick-1" }] });
+
+    const { socket: b2 } = await connect(bob2);
+    await b2.receive(1);
+    // A later frame on the same socket is answered only after the ack before it was processed.
+    await b2.request({ type: "read", id: "after-ack", to: bob.session.userId, refs: [{ device: 1, id: "x" }] });
+    const owed = await runInDurableObject(stubOf(bob), (_o, state) => state.storage.sql.exec<{ receipt: string }>("SELECT receipt FROM receipt_outbox").toArray());
+    expect(owed.filter((r) => JSON.parse(r.receipt).fromDevice === 2)).toEqual([]);
+    expect((await inboxRows(alice)).filter((r) => r.envelope.includes("delivered"))).toEqual([]);
+  });
+});
