@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import { generateCode, hashCode, timingSafeEqual } from "../auth/codes";
-import { takeRateLimit } from "../auth/rate-limit";
+import { rateLimits, takeRateLimit } from "../auth/rate-limit";
 import { smsProvider } from "../auth/sms";
 import { insertDevice } from "../directory/devices";
 import { newFamily, newSession } from "../directory/sessions";
@@ -25,8 +25,9 @@ function e164(phone: string): string {
 export const registration = new Hono<AppEnv>()
   .post("/code", jsonBody(requestCodeSchema), async (c) => {
     const phone = e164(c.req.valid("json").phone);
-    await takeRateLimit(c.env.DB, "codePerIp", clientIp(c.req.raw.headers));
-    await takeRateLimit(c.env.DB, "codePerPhone", phone);
+    const limits = rateLimits(c.env.RATE_LIMIT_OVERRIDES);
+    await takeRateLimit(c.env.DB, "codePerIp", clientIp(c.req.raw.headers), undefined, limits);
+    await takeRateLimit(c.env.DB, "codePerPhone", phone, undefined, limits);
     const code = generateCode();
     const expiresAt = Date.now() + LIMITS.codeTtlMs;
     await c.env.DB.prepare(
@@ -41,7 +42,7 @@ export const registration = new Hono<AppEnv>()
     const body = c.req.valid("json");
     const phone = e164(body.phone);
     validateDeviceKeys(body.device);
-    await takeRateLimit(c.env.DB, "verifyPerIp", clientIp(c.req.raw.headers));
+    await takeRateLimit(c.env.DB, "verifyPerIp", clientIp(c.req.raw.headers), undefined, rateLimits(c.env.RATE_LIMIT_OVERRIDES));
     await consumeCode(c.env, phone, body.code);
 
     const now = Date.now();
