@@ -110,7 +110,7 @@ export function xeddsaSign(privateKey: Uint8Array, message: Uint8Array, random?:
   return signature;
 }
 
-/** The Edwards point A (and its 32-byte encoding) for Montgomery u and sign bit, as curve25519-dalek's `to_edwards`. */
+/** −A and A's 32-byte encoding, A being the Edwards point for Montgomery u and a sign bit as curve25519-dalek's `to_edwards` finds it. */
 function edwardsFromMontgomery(uBytes: Uint8Array, sign: number) {
   const u = Fp.create(bytesToNumberLE(uBytes) & U_MASK); // dalek ignores bit 255 and reads u mod p
   if (u === Fp.ORDER - 1n) return undefined; // u = −1 is on the twist, not the curve
@@ -119,7 +119,7 @@ function edwardsFromMontgomery(uBytes: Uint8Array, sign: number) {
   // u = 0 maps to (0, −1), whose x has no sign: dalek ignores the sign bit there, noble refuses it.
   if (u !== 0n) encoded[31]! |= sign << 7;
   const point = Point.fromBytes(encoded); // throws when y is not on the curve
-  return { point, negated: point.negate(), encoded };
+  return { negated: point.negate(), encoded };
 }
 
 type EdwardsKey = NonNullable<ReturnType<typeof edwardsFromMontgomery>>;
@@ -133,7 +133,7 @@ function verifyWithPoint(key: EdwardsKey, message: Uint8Array, signature: Uint8A
   const s = Fn.create(bytesToNumberLE(sBytes));
   const h = hashToScalar(R, key.encoded, message);
   // R' = sB − hA (variable time: all inputs are public), compared with R byte for byte, so a
-  // non-canonical R never matches. B has noble's precomputed table; −A has one once precomputeKey ran.
+  // non-canonical R never matches. B has noble's precomputed table; −A gets one in xeddsaVerifier.
   const check = Point.BASE.multiplyUnsafe(s).add(key.negated.multiplyUnsafe(h));
   return equalBytes(check.toBytes(), R);
 }
