@@ -56,6 +56,8 @@ export class UserDO extends DurableObject<Env> {
   private userId: string | null;
   private readReceipts: boolean;
   private flushing: Promise<void> | null = null;
+  /** Whether the receipt-retry alarm is known to be set (saves a storage write per acknowledgement). */
+  private retryAlarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -399,7 +401,10 @@ export class UserDO extends DurableObject<Env> {
       const receipt: ReceiptDelivery = { id: crypto.randomUUID(), receipt: "delivered", from: this.userId!, fromDevice: deviceId, refs, ts };
       this.sql.exec("INSERT INTO receipt_outbox (id, target, receipt) VALUES (?, ?, ?)", receipt.id, sender, JSON.stringify(receipt));
     }
-    void this.ctx.storage.setAlarm(ts + RECEIPT_RETRY_MS);
+    if (!this.retryAlarmSet) {
+      void this.ctx.storage.setAlarm(ts + RECEIPT_RETRY_MS);
+      this.retryAlarmSet = true;
+    }
     void this.flushReceipts();
   }
 
@@ -414,6 +419,7 @@ export class UserDO extends DurableObject<Env> {
         .exec<{ id: string; target: string; receipt: string }>("SELECT id, target, receipt FROM receipt_outbox LIMIT 200")
         .toArray();
       if (rows.length === 0) {
+        this.retryAlarmSet = false;
         await this.ctx.storage.deleteAlarm();
         return;
       }
@@ -429,6 +435,7 @@ export class UserDO extends DurableObject<Env> {
       } catch (error) {
         this.log.info("receipts", { outcome: "retry_later", error: String(error) });
         await this.ctx.storage.setAlarm(Date.now() + RECEIPT_RETRY_MS);
+        this.retryAlarmSet = true;
         return;
       }
     }

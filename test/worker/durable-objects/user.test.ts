@@ -1,5 +1,5 @@
 /** The per-user inbox: store-then-ack, order, redelivery, dedupe, device lists, receipts, flow control. */
-import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { MessageEnvelope, ReceiptEnvelope } from "../../../src/protocol/frames";
@@ -311,5 +311,23 @@ describe("receipts", () => {
     const owed = await runInDurableObject(stubOf(bob), (_o, state) => state.storage.sql.exec<{ receipt: string }>("SELECT receipt FROM receipt_outbox").toArray());
     expect(owed.filter((r) => JSON.parse(r.receipt).fromDevice === 2)).toEqual([]);
     expect((await inboxRows(alice)).filter((r) => r.envelope.includes("delivered"))).toEqual([]);
+  });
+
+  it("hands over a receipt left in the outbox by a crash when the retry alarm fires", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    await runInDurableObject(stubOf(bob), async (_obj, state) => {
+      // What an acknowledgement leaves behind if the object dies before handing the receipt over.
+      const receipt = { id: "crashed", receipt: "delivered", from: bob.session.userId, fromDevice: 1, refs: [{ device: 1, id: "lost-1" }], ts: Date.now() };
+      state.storage.sql.exec("INSERT INTO receipt_outbox (id, target, receipt) VALUES (?, ?, ?)", receipt.id, alice.session.userId, JSON.stringify(receipt));
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+    await abortAllDurableObjects();
+    expect(await runDurableObjectAlarm(stubOf(bob))).toBe(true);
+    const { socket } = await connect(alice);
+    const [tick] = (await socket.receive(1)) as ReceiptEnvelope[];
+    expect(tick).toMatchObject({ receipt: "delivered", from: bob.session.userId, refs: [{ device: 1, id: "lost-1" }] });
+    const left = await runInDurableObject(stubOf(bob), (_o, state) => state.storage.sql.exec("SELECT id FROM receipt_outbox").toArray());
+    expect(left).toEqual([]);
   });
 });
