@@ -9,7 +9,7 @@ import type { AppEnv } from "./app-types";
  */
 export const requireDevice = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("authorization") ?? "";
-  const match = /^Bearer ([A-Za-z0-9._-]+)$/.exec(header);
+  const match = /^Bearer ([A-Za-z0-9._-]+)$/i.exec(header);
   if (!match) throw new RelayError(401, "unauthorized", "missing bearer access token");
   const claims = await verifyAccessToken(c.env.TOKEN_SIGNING_KEY, match[1]!);
   const row = await c.env.DB.prepare("SELECT token_family FROM devices WHERE user_id = ? AND device_id = ?")

@@ -13,7 +13,7 @@ import type { AppEnv } from "./app-types";
 const BEARER_PROTOCOL = /(?:^|,)\s*bearer\.([A-Za-z0-9._-]+)\s*(?:,|$)/;
 
 function tokenOf(request: Request): string | undefined {
-  const header = /^Bearer ([A-Za-z0-9._-]+)$/.exec(request.headers.get("authorization") ?? "");
+  const header = /^Bearer ([A-Za-z0-9._-]+)$/i.exec(request.headers.get("authorization") ?? "");
   if (header) return header[1];
   return BEARER_PROTOCOL.exec(request.headers.get("sec-websocket-protocol") ?? "")?.[1];
 }

@@ -54,6 +54,8 @@ export const registration = new Hono<AppEnv>()
       // Re-registration of a number (a new phone) signs every old device out.
       c.env.DB.prepare("DELETE FROM devices WHERE user_id = ?").bind(userId),
       c.env.DB.prepare("DELETE FROM refresh_tokens WHERE user_id = ?").bind(userId),
+      // ...and voids the link codes they made, which would otherwise still add a device to the account.
+      c.env.DB.prepare("DELETE FROM link_codes WHERE user_id = ?").bind(userId),
       c.env.DB.prepare("INSERT OR IGNORE INTO accounts (user_id, phone, created_at) VALUES (?, ?, ?)").bind(userId, phone, now),
       insertDevice(c.env.DB, userId, 1, body.device, body.name, family, now),
       statement,
@@ -70,17 +72,19 @@ export const registration = new Hono<AppEnv>()
     return c.json(session, existing ? 200 : 201);
   });
 
-/** Checks the code against the stored hash; a wrong guess costs one of `LIMITS.codeMaxAttempts` tries. */
+/**
+ * Checks the code against the stored hash. Every guess first takes one of `LIMITS.codeMaxAttempts` tries in one
+ * statement, so guesses sent at once cannot check more codes than that; the right code is then deleted.
+ */
 async function consumeCode(env: Env, phone: string, code: string): Promise<void> {
-  const row = await env.DB.prepare("SELECT code_hash, expires_at, attempts FROM verification_codes WHERE phone = ?")
-    .bind(phone)
-    .first<{ code_hash: string; expires_at: number; attempts: number }>();
-  if (!row || row.expires_at <= Date.now() || row.attempts >= LIMITS.codeMaxAttempts) {
-    throw new RelayError(400, "invalid_code", "no valid code for this number: request a new one");
-  }
+  const row = await env.DB.prepare(
+    "UPDATE verification_codes SET attempts = attempts + 1 WHERE phone = ? AND expires_at > ? AND attempts < ? RETURNING code_hash, attempts",
+  )
+    .bind(phone, Date.now(), LIMITS.codeMaxAttempts)
+    .first<{ code_hash: string; attempts: number }>();
+  if (!row) throw new RelayError(400, "invalid_code", "no valid code for this number: request a new one");
   if (!timingSafeEqual(row.code_hash, await hashCode(env.TOKEN_SIGNING_KEY, phone, code))) {
-    await env.DB.prepare("UPDATE verification_codes SET attempts = attempts + 1 WHERE phone = ?").bind(phone).run();
-    const left = LIMITS.codeMaxAttempts - row.attempts - 1;
+    const left = LIMITS.codeMaxAttempts - row.attempts;
     throw new RelayError(400, "invalid_code", left > 0 ? `wrong code: ${left} tries left` : "wrong code: request a new one");
   }
   const { meta } = await env.DB.prepare("DELETE FROM verification_codes WHERE phone = ? AND code_hash = ?")

@@ -24,13 +24,13 @@ export const tokens = new Hono<AppEnv>().post("/refresh", jsonBody(refreshSchema
     .first<RefreshRow>();
   if (!row) throw new RelayError(401, "unauthorized", "unknown refresh token");
   const now = Date.now();
+  if (row.expires_at <= now) throw new RelayError(401, "unauthorized", "refresh token expired");
   // Mark it spent first, atomically: of two racing uses, exactly one wins and the other is treated as reuse.
   const { meta } = await db.prepare("UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL").bind(now, hash).run();
   if (meta.changes === 0) {
     await revokeFamily(c.env, row);
     throw new RelayError(401, "unauthorized", "refresh token reuse detected: the device was signed out");
   }
-  if (row.expires_at <= now) throw new RelayError(401, "unauthorized", "refresh token expired");
   const device = await db
     .prepare("SELECT token_family FROM devices WHERE user_id = ? AND device_id = ?")
     .bind(row.user_id, row.device_id)
