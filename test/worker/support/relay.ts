@@ -102,14 +102,18 @@ export class TestSocket {
     this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   }
 
-  /** The next frame (queued or future) matching `type` and `match`. */
-  next<T extends ServerFrame["type"]>(type: T, match: (f: Extract<ServerFrame, { type: T }>) => boolean = () => true) {
-    const test = (f: ServerFrame) => f.type === type && match(f as Extract<ServerFrame, { type: T }>);
+  /** The next frame (queued or future) matching `test`. */
+  nextWhere(test: (f: ServerFrame) => boolean): Promise<ServerFrame> {
     const queued = this.frames.findIndex(test);
-    if (queued >= 0) return Promise.resolve(this.frames.splice(queued, 1)[0] as Extract<ServerFrame, { type: T }>);
-    return new Promise<Extract<ServerFrame, { type: T }>>((resolve) =>
-      this.waiters.push({ match: test, resolve: resolve as (f: ServerFrame) => void }),
-    );
+    if (queued >= 0) return Promise.resolve(this.frames.splice(queued, 1)[0]!);
+    return new Promise((resolve) => this.waiters.push({ match: test, resolve }));
+  }
+
+  /** The next frame (queued or future) of `type` matching `match`. */
+  next<T extends ServerFrame["type"]>(type: T, match: (f: Extract<ServerFrame, { type: T }>) => boolean = () => true) {
+    return this.nextWhere((f) => f.type === type && match(f as Extract<ServerFrame, { type: T }>)) as Promise<
+      Extract<ServerFrame, { type: T }>
+    >;
   }
 
   /** Collects delivered envelopes until `count` have arrived, acknowledging each page (unless `ack` is false). */
@@ -125,12 +129,9 @@ export class TestSocket {
 
   /** Sends and waits for the matching `sent` or `error` frame. */
   async request(frame: ClientFrame & { id: string }): Promise<Extract<ServerFrame, { type: "sent" | "error" }>> {
-    const answer = Promise.race([
-      this.next("sent", (f) => f.id === frame.id),
-      this.next("error", (f) => f.id === frame.id),
-    ]);
+    const answer = this.nextWhere((f) => (f.type === "sent" || f.type === "error") && f.id === frame.id);
     this.send(frame);
-    return answer;
+    return answer as Promise<Extract<ServerFrame, { type: "sent" | "error" }>>;
   }
 
   close(): void {
