@@ -34,12 +34,21 @@ export interface AckedMessage {
   clientId: string;
 }
 
+/** Where a stored message came from: sender, sender device, client id, shared — or nothing (no receipt owed). */
+type Origin = [string | null, number | null, string | null, number];
+const NO_ORIGIN: Origin = [null, null, null, 0];
+
+const withSeq = (seq: number, envelope: string) => `{"seq":${seq},${envelope.slice(1)}`;
+
 export class Inbox {
   readonly devices = new Map<number, DeviceRecord>();
 
   constructor(private readonly sql: SqlStorage) {
+    // next_seq is persisted when envelopes are deleted; stored envelopes carry the rest.
     for (const row of sql.exec<{ device_id: number; registration_id: number; family: string; next_seq: number }>(
-      "SELECT device_id, registration_id, family, next_seq FROM devices",
+      `SELECT device_id, registration_id, family,
+              MAX(next_seq, COALESCE((SELECT MAX(seq) + 1 FROM inbox WHERE inbox.device_id = devices.device_id), 0)) AS next_seq
+       FROM devices`,
     )) {
       this.devices.set(row.device_id, { registrationId: row.registration_id, family: row.family, nextSeq: row.next_seq });
     }
@@ -86,15 +95,19 @@ export class Inbox {
     return row?.ts;
   }
 
-  /** Remembers an accepted send so a retry is acknowledged, not stored again. */
-  rememberAccepted(sender: string, senderDevice: number, clientId: string, ts: number): void {
-    this.sql.exec(
-      "INSERT INTO received (sender, sender_device, client_id, ts) VALUES (?, ?, ?, ?)",
+  /**
+   * Remembers an accepted send so a retry is acknowledged, not stored again. Returns the timestamp of the
+   * first acceptance when this (sender, device, client id) was accepted before, else undefined.
+   */
+  accept(sender: string, senderDevice: number, clientId: string, ts: number): number | undefined {
+    const inserted = this.sql.exec(
+      "INSERT OR IGNORE INTO received (sender, sender_device, client_id, ts) VALUES (?, ?, ?, ?)",
       sender,
       senderDevice,
       clientId,
       ts,
-    );
+    ).rowsWritten;
+    return inserted > 0 ? undefined : this.acceptedAt(sender, senderDevice, clientId);
   }
 
   /** Forgets accepted sends older than `before` (retries older than the dedupe window are not expected). */
@@ -102,7 +115,7 @@ export class Inbox {
     this.sql.exec("DELETE FROM received WHERE ts < ?", before);
   }
 
-  /** Appends a message for each addressed device; returns the devices that got one. */
+  /** Appends a message for each addressed device; returns what was stored, per device. */
   storeMessages(
     sender: string,
     senderDevice: number,
@@ -110,8 +123,9 @@ export class Inbox {
     ts: number,
     messages: readonly OutgoingMessage[],
     receiptOwed: boolean,
-  ): number[] {
-    const stored: number[] = [];
+  ): Map<number, StoredEnvelope> {
+    const stored = new Map<number, StoredEnvelope>();
+    const shared = messages.length > 1 ? 1 : 0;
     for (const message of messages) {
       const envelope = JSON.stringify({
         kind: "message",
@@ -122,14 +136,14 @@ export class Inbox {
         type: message.type,
         body: message.body,
       });
-      this.append(message.device, envelope, receiptOwed ? [sender, senderDevice, clientId] : [null, null, null]);
-      stored.push(message.device);
+      const origin: Origin = receiptOwed ? [sender, senderDevice, clientId, shared] : NO_ORIGIN;
+      stored.set(message.device, this.append(message.device, envelope, origin));
     }
     return stored;
   }
 
-  /** Appends a receipt for every device of this user; returns them. */
-  storeReceipt(receipt: ReceiptDelivery): number[] {
+  /** Appends a receipt for every device of this user; returns what was stored, per device. */
+  storeReceipt(receipt: ReceiptDelivery): Map<number, StoredEnvelope> {
     const envelope = JSON.stringify({
       kind: "receipt",
       receipt: receipt.receipt,
@@ -138,22 +152,23 @@ export class Inbox {
       refs: receipt.refs,
       ts: receipt.ts,
     });
-    for (const deviceId of this.devices.keys()) this.append(deviceId, envelope, [null, null, null]);
-    return [...this.devices.keys()];
+    const stored = new Map<number, StoredEnvelope>();
+    for (const deviceId of this.devices.keys()) stored.set(deviceId, this.append(deviceId, envelope, NO_ORIGIN));
+    return stored;
   }
 
-  private append(deviceId: number, envelope: string, origin: [string | null, number | null, string | null]): void {
+  private append(deviceId: number, envelope: string, origin: Origin): StoredEnvelope {
     const device = this.devices.get(deviceId);
     if (!device) throw new Error(`no device ${deviceId}`);
     const seq = device.nextSeq++;
     this.sql.exec(
-      "INSERT INTO inbox (device_id, seq, sender, sender_device, client_id, envelope) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO inbox (device_id, seq, sender, sender_device, client_id, shared, envelope) VALUES (?, ?, ?, ?, ?, ?, ?)",
       deviceId,
       seq,
       ...origin,
       envelope,
     );
-    this.sql.exec("UPDATE devices SET next_seq = ? WHERE device_id = ?", device.nextSeq, deviceId);
+    return { seq, json: withSeq(seq, envelope) };
   }
 
   /** Envelopes of `deviceId` after `afterSeq`, in order, at most `limit` of them and about `maxBytes`. */
@@ -168,7 +183,7 @@ export class Inbox {
     )) {
       if (out.length > 0 && bytes + row.envelope.length > maxBytes) break;
       bytes += row.envelope.length;
-      out.push({ seq: row.seq, json: `{"seq":${row.seq},${row.envelope.slice(1)}` });
+      out.push({ seq: row.seq, json: withSeq(row.seq, row.envelope) });
     }
     return out;
   }
@@ -191,23 +206,33 @@ export class Inbox {
    * delivered receipt (the first acknowledgement of a message by any of this user's devices).
    */
   acknowledge(deviceId: number, upTo: number): AckedMessage[] {
+    const device = this.devices.get(deviceId);
+    if (device && upTo >= device.nextSeq - 1) {
+      // The last stored envelope goes: keep the sequence where it was.
+      this.sql.exec("UPDATE devices SET next_seq = ? WHERE device_id = ?", device.nextSeq, deviceId);
+    }
     const owed: AckedMessage[] = [];
-    for (const row of this.sql.exec<{ sender: string | null; sender_device: number | null; client_id: string | null }>(
-      "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING sender, sender_device, client_id",
+    for (const row of this.sql.exec<{ sender: string | null; sender_device: number | null; client_id: string | null; shared: number }>(
+      "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING sender, sender_device, client_id, shared",
       deviceId,
       upTo,
     )) {
       if (row.sender === null || row.sender_device === null || row.client_id === null) continue;
-      owed.push({ sender: row.sender, senderDevice: row.sender_device, clientId: row.client_id });
+      const message = { sender: row.sender, senderDevice: row.sender_device, clientId: row.client_id };
+      // A message stored for one device only is acknowledged once: no bookkeeping needed.
+      if (row.shared === 0 || this.firstDelivery(message)) owed.push(message);
     }
-    return owed.filter(
-      (m) =>
-        this.sql.exec(
-          "UPDATE received SET delivered = 1 WHERE sender = ? AND sender_device = ? AND client_id = ? AND delivered = 0",
-          m.sender,
-          m.senderDevice,
-          m.clientId,
-        ).rowsWritten > 0,
+    return owed;
+  }
+
+  private firstDelivery(m: AckedMessage): boolean {
+    return (
+      this.sql.exec(
+        "UPDATE received SET delivered = 1 WHERE sender = ? AND sender_device = ? AND client_id = ? AND delivered = 0",
+        m.sender,
+        m.senderDevice,
+        m.clientId,
+      ).rowsWritten > 0
     );
   }
 }

@@ -8,16 +8,18 @@ CREATE TABLE IF NOT EXISTS devices (
   device_id       INTEGER PRIMARY KEY,
   registration_id INTEGER NOT NULL,
   family          TEXT NOT NULL,   -- tokens must carry it; replaced on revocation
-  next_seq        INTEGER NOT NULL -- next inbox sequence for this device; never goes back
+  next_seq        INTEGER NOT NULL -- persisted on acknowledgement; the live value is max(this, MAX(inbox.seq) + 1)
 );
 -- One row per envelope per device. envelope: the JSON object without its seq.
 -- sender/sender_device/client_id are set for messages from other users (delivered receipts), else NULL.
+-- shared: the same message was stored for several of this user's devices (the first ack owes the receipt).
 CREATE TABLE IF NOT EXISTS inbox (
   device_id     INTEGER NOT NULL,
   seq           INTEGER NOT NULL,
   sender        TEXT,
   sender_device INTEGER,
   client_id     TEXT,
+  shared        INTEGER NOT NULL DEFAULT 0,
   envelope      TEXT NOT NULL,
   PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS received (
   sender_device INTEGER NOT NULL,
   client_id     TEXT NOT NULL,
   ts            INTEGER NOT NULL,
-  delivered     INTEGER NOT NULL DEFAULT 0, -- a delivered receipt was emitted
+  delivered     INTEGER NOT NULL DEFAULT 0, -- a delivered receipt was emitted (tracked for shared messages)
   PRIMARY KEY (sender, sender_device, client_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS received_ts ON received(ts);
@@ -41,7 +43,7 @@ CREATE TABLE IF NOT EXISTS prekeys (
 ) WITHOUT ROWID;
 -- Receipts owed to other users, kept until their UserDO has stored them (an alarm retries).
 CREATE TABLE IF NOT EXISTS receipt_outbox (
-  id      TEXT PRIMARY KEY,
+  id      INTEGER PRIMARY KEY,
   target  TEXT NOT NULL,
   receipt TEXT NOT NULL -- JSON ReceiptDelivery
 );

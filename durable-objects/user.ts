@@ -22,8 +22,9 @@ import type { PreKey, PreKeyCounts, Settings, SignedPreKey } from "../src/protoc
 import { LIMITS } from "../src/protocol/limits";
 import { logger, type Logger } from "../src/log";
 import { deviceMismatch } from "./device-check";
-import { Inbox, type ReceiptDelivery } from "./inbox";
+import { Inbox, type ReceiptDelivery, type StoredEnvelope } from "./inbox";
 import { PreKeyPool, type ClaimedPreKeys } from "./prekeys";
+import { ReceiptOutbox } from "./receipt-outbox";
 import { RecipientQueues } from "./recipient-queues";
 import { deviceTag, saveSocketState, socketState, type SocketState } from "./socket-state";
 import { USER_SCHEMA } from "./user-schema";
@@ -44,20 +45,15 @@ export type DeliverResult =
 /** Headers the edge Worker sets on a connect request after verifying the token. */
 export const CONNECT_HEADERS = { user: "x-relay-user", device: "x-relay-device", family: "x-relay-family" } as const;
 
-/** How long before a failed receipt hand-off is retried by the alarm. */
-const RECEIPT_RETRY_MS = 2_000;
-
 export class UserDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly inbox: Inbox;
   private readonly prekeys: PreKeyPool;
   private readonly log: Logger;
   private readonly outgoing: RecipientQueues;
+  private readonly receipts: ReceiptOutbox;
   private userId: string | null;
   private readReceipts: boolean;
-  private flushing: Promise<void> | null = null;
-  /** Whether the receipt-retry alarm is known to be set (saves a storage write per acknowledgement). */
-  private retryAlarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -67,6 +63,12 @@ export class UserDO extends DurableObject<Env> {
     this.prekeys = new PreKeyPool(this.sql);
     this.log = logger(env.LOG_LEVEL);
     this.outgoing = new RecipientQueues((userId) => this.userStub(userId));
+    this.receipts = new ReceiptOutbox(
+      this.sql,
+      ctx.storage,
+      (target, receipts) => this.userStub(target).storeReceipts(receipts),
+      (error) => this.log.info("receipts", { outcome: "retry_later", error: String(error) }),
+    );
     this.userId = this.meta("user_id");
     this.readReceipts = this.meta("read_receipts") !== "0";
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -150,21 +152,22 @@ export class UserDO extends DurableObject<Env> {
     const me = this.userId;
     if (me === null || this.inbox.devices.size === 0) return items.map(() => ({ ok: false, code: "not_found" }));
     const ts = Date.now();
-    const touched = new Set<number>();
+    const fresh = new FreshEnvelopes();
+    this.receipts.settle();
     const results = items.map((item): DeliverResult => {
-      const earlier = this.inbox.acceptedAt(item.from, item.fromDevice, item.id);
-      if (earlier !== undefined) return { ok: true, ts: earlier };
       const senderDevice = item.from === me ? item.fromDevice : undefined;
       const mismatch = deviceMismatch(me, this.inbox.devices, item.messages, senderDevice);
-      if (mismatch) return { ok: false, code: "mismatched_devices", mismatch };
-      this.inbox.rememberAccepted(item.from, item.fromDevice, item.id, ts);
-      const owed = item.from !== me;
-      for (const device of this.inbox.storeMessages(item.from, item.fromDevice, item.id, ts, item.messages, owed)) {
-        touched.add(device);
+      if (mismatch) {
+        // A retry of a send accepted before the device list changed is still acknowledged.
+        const earlier = this.inbox.acceptedAt(item.from, item.fromDevice, item.id);
+        return earlier === undefined ? { ok: false, code: "mismatched_devices", mismatch } : { ok: true, ts: earlier };
       }
+      const earlier = this.inbox.accept(item.from, item.fromDevice, item.id, ts);
+      if (earlier !== undefined) return { ok: true, ts: earlier };
+      fresh.add(this.inbox.storeMessages(item.from, item.fromDevice, item.id, ts, item.messages, item.from !== me));
       return { ok: true, ts };
     });
-    for (const device of touched) this.pump(device);
+    fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
     return results;
   }
 
@@ -174,19 +177,18 @@ export class UserDO extends DurableObject<Env> {
     return deviceMismatch(this.userId, this.inbox.devices, messages, senderDevice);
   }
 
-  /** Stores receipts for every device of this user. Read receipts are dropped when this user turned them off. */
+  /**
+   * Stores receipts for every device of this user (at least once: clients treat a repeated receipt as a no-op).
+   * Read receipts are dropped when this user turned them off.
+   */
   async storeReceipts(receipts: ReceiptDelivery[]): Promise<{ dropped: boolean }[]> {
-    const touched = new Set<number>();
+    const fresh = new FreshEnvelopes();
     const results = receipts.map((receipt) => {
       if (receipt.receipt === "read" && !this.readReceipts) return { dropped: true };
-      const key = `${receipt.receipt}:${receipt.id}`;
-      if (this.inbox.acceptedAt(receipt.from, receipt.fromDevice, key) === undefined) {
-        this.inbox.rememberAccepted(receipt.from, receipt.fromDevice, key, receipt.ts);
-        for (const device of this.inbox.storeReceipt(receipt)) touched.add(device);
-      }
+      fresh.add(this.inbox.storeReceipt(receipt));
       return { dropped: false };
     });
-    for (const device of touched) this.pump(device);
+    fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
     return results;
   }
 
@@ -236,7 +238,7 @@ export class UserDO extends DurableObject<Env> {
 
   /** Retries receipts that could not be handed to their recipients. */
   override async alarm(): Promise<void> {
-    await this.flushReceipts();
+    await this.receipts.retry();
   }
 
   // ---- Frames ----
@@ -317,11 +319,11 @@ export class UserDO extends DurableObject<Env> {
   /** Copies for the sender's own other devices, stored after the recipient accepted the send. */
   private storeSync(senderDevice: number, frame: Required<SendFrame>, ts: number): void {
     const me = this.userId!;
-    if (this.inbox.acceptedAt(me, senderDevice, frame.id) !== undefined) return;
+    if (this.inbox.accept(me, senderDevice, frame.id, ts) !== undefined) return;
     const current = frame.sync.filter((m) => this.inbox.devices.has(m.device) && m.device !== senderDevice);
-    this.inbox.rememberAccepted(me, senderDevice, frame.id, ts);
-    this.inbox.storeMessages(me, senderDevice, frame.id, ts, current, false);
-    for (const message of current) this.pump(message.device);
+    const fresh = new FreshEnvelopes();
+    fresh.add(this.inbox.storeMessages(me, senderDevice, frame.id, ts, current, false));
+    fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
   }
 
   private answerSend(ws: WebSocket, id: string, result: DeliverResult): void {
@@ -336,6 +338,7 @@ export class UserDO extends DurableObject<Env> {
       this.fail(ws, "invalid_ack", `ack ${upTo} is beyond the last delivered sequence ${state.sent}`);
       return;
     }
+    this.receipts.settle();
     const owed = this.inbox.acknowledge(state.device, upTo);
     state.acked = upTo;
     saveSocketState(ws, state);
@@ -367,78 +370,45 @@ export class UserDO extends DurableObject<Env> {
 
   // ---- Delivery ----
 
-  /** Pushes stored envelopes to the device's socket, in pages, until its window is full. */
-  private pump(deviceId: number): void {
+  /**
+   * Pushes stored envelopes to the device's socket, in pages, until its window is full. `fresh`: envelopes
+   * just stored for it, in order, sent without reading them back when the socket is caught up.
+   */
+  private pump(deviceId: number, fresh: StoredEnvelope[] = []): void {
     for (const ws of this.ctx.getWebSockets(deviceTag(deviceId))) {
       const state = socketState(ws);
       if (!state) continue;
       const sentBefore = state.sent;
-      while (state.sent - state.acked < LIMITS.deliveryWindow) {
-        const room = Math.min(LIMITS.deliveryPageSize, LIMITS.deliveryWindow - (state.sent - state.acked));
-        const page = this.inbox.page(deviceId, state.sent, room, LIMITS.deliveryPageBytes);
-        if (page.length === 0) break;
-        try {
-          ws.send(`{"type":"deliver","envelopes":[${page.map((e) => e.json).join(",")}]}`);
-        } catch {
-          break; // closing socket: the envelopes stay stored for the next connection
+      const caughtUp = fresh.length > 0 && fresh[0]!.seq === state.sent + 1;
+      if (caughtUp && state.sent + fresh.length - state.acked <= LIMITS.deliveryWindow && fitsOnePage(fresh)) {
+        if (deliverPage(ws, fresh)) state.sent = fresh[fresh.length - 1]!.seq;
+      } else {
+        while (state.sent - state.acked < LIMITS.deliveryWindow) {
+          const room = Math.min(LIMITS.deliveryPageSize, LIMITS.deliveryWindow - (state.sent - state.acked));
+          const page = this.inbox.page(deviceId, state.sent, room, LIMITS.deliveryPageBytes);
+          if (page.length === 0 || !deliverPage(ws, page)) break;
+          state.sent = page[page.length - 1]!.seq;
         }
-        state.sent = page[page.length - 1]!.seq;
       }
       if (state.sent !== sentBefore) saveSocketState(ws, state);
     }
   }
 
-  /** Records delivered receipts in the outbox (durable with the ack) and hands them over. */
+  /** Queues delivered receipts for the senders of these messages, in the acknowledgement's transaction. */
   private queueDeliveredReceipts(deviceId: number, owed: { sender: string; senderDevice: number; clientId: string }[]) {
     const bySender = new Map<string, MessageRef[]>();
     for (const m of owed) {
-      const refs = bySender.get(m.sender) ?? [];
-      refs.push({ device: m.senderDevice, id: m.clientId });
-      bySender.set(m.sender, refs);
+      const refs = bySender.get(m.sender);
+      if (refs) refs.push({ device: m.senderDevice, id: m.clientId });
+      else bySender.set(m.sender, [{ device: m.senderDevice, id: m.clientId }]);
     }
     const ts = Date.now();
-    for (const [sender, refs] of bySender) {
-      const receipt: ReceiptDelivery = { id: crypto.randomUUID(), receipt: "delivered", from: this.userId!, fromDevice: deviceId, refs, ts };
-      this.sql.exec("INSERT INTO receipt_outbox (id, target, receipt) VALUES (?, ?, ?)", receipt.id, sender, JSON.stringify(receipt));
-    }
-    if (!this.retryAlarmSet) {
-      void this.ctx.storage.setAlarm(ts + RECEIPT_RETRY_MS);
-      this.retryAlarmSet = true;
-    }
-    void this.flushReceipts();
-  }
-
-  private flushReceipts(): Promise<void> {
-    this.flushing ??= this.flushOutbox().finally(() => (this.flushing = null));
-    return this.flushing;
-  }
-
-  private async flushOutbox(): Promise<void> {
-    for (;;) {
-      const rows = this.sql
-        .exec<{ id: string; target: string; receipt: string }>("SELECT id, target, receipt FROM receipt_outbox LIMIT 200")
-        .toArray();
-      if (rows.length === 0) {
-        this.retryAlarmSet = false;
-        await this.ctx.storage.deleteAlarm();
-        return;
-      }
-      const byTarget = new Map<string, typeof rows>();
-      for (const row of rows) byTarget.set(row.target, [...(byTarget.get(row.target) ?? []), row]);
-      try {
-        await Promise.all(
-          [...byTarget].map(async ([target, list]) => {
-            await this.userStub(target).storeReceipts(list.map((r) => JSON.parse(r.receipt) as ReceiptDelivery));
-            for (const row of list) this.sql.exec("DELETE FROM receipt_outbox WHERE id = ?", row.id);
-          }),
-        );
-      } catch (error) {
-        this.log.info("receipts", { outcome: "retry_later", error: String(error) });
-        await this.ctx.storage.setAlarm(Date.now() + RECEIPT_RETRY_MS);
-        this.retryAlarmSet = true;
-        return;
-      }
-    }
+    this.receipts.add(
+      [...bySender].map(([target, refs]) => ({
+        target,
+        receipt: { id: crypto.randomUUID(), receipt: "delivered", from: this.userId!, fromDevice: deviceId, refs, ts },
+      })),
+    );
   }
 
   // ---- Helpers ----
@@ -475,6 +445,40 @@ export class UserDO extends DurableObject<Env> {
 
   private setMeta(key: string, value: string): void {
     this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+  }
+}
+
+/** Sends one `deliver` frame; false when the socket is closing (the envelopes stay stored). */
+function deliverPage(ws: WebSocket, page: StoredEnvelope[]): boolean {
+  try {
+    ws.send(`{"type":"deliver","envelopes":[${page.map((e) => e.json).join(",")}]}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function fitsOnePage(envelopes: StoredEnvelope[]): boolean {
+  if (envelopes.length > LIMITS.deliveryPageSize) return false;
+  let bytes = 0;
+  for (const e of envelopes) bytes += e.json.length;
+  return envelopes.length === 1 || bytes <= LIMITS.deliveryPageBytes;
+}
+
+/** Envelopes stored during one event, per device, to push right after. */
+class FreshEnvelopes {
+  private readonly byDevice = new Map<number, StoredEnvelope[]>();
+
+  add(stored: Map<number, StoredEnvelope>): void {
+    for (const [device, envelope] of stored) {
+      const list = this.byDevice.get(device);
+      if (list) list.push(envelope);
+      else this.byDevice.set(device, [envelope]);
+    }
+  }
+
+  pumpAll(pump: (device: number, envelopes: StoredEnvelope[]) => void): void {
+    for (const [device, envelopes] of this.byDevice) pump(device, envelopes);
   }
 }
 

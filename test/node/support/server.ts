@@ -105,7 +105,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
  * Starts Relay with `npm start` on a free port, state in a fresh temporary directory (or `persistTo`),
  * SMS through Twilio's API pointed at a local capture server. Resolves once GET /v1/health answers.
  */
-export async function startRelay(opts: { persistTo?: string } = {}): Promise<RelayServer> {
+export async function startRelay(opts: { persistTo?: string; args?: string[] } = {}): Promise<RelayServer> {
   const capture = await startSmsCapture();
   const ownDir = opts.persistTo === undefined;
   const persistTo = opts.persistTo ?? (await mkdtemp(join(tmpdir(), "relay-e2e-")));
@@ -129,6 +129,7 @@ export async function startRelay(opts: { persistTo?: string } = {}): Promise<Rel
       "--var", "TWILIO_ACCOUNT_SID:ACtest",
       "--var", "TWILIO_AUTH_TOKEN:test",
       "--var", "TWILIO_FROM:+15005550006",
+      ...(opts.args ?? []),
     ],
     { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } },
   );

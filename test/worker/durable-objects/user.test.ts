@@ -319,7 +319,7 @@ describe("receipts", () => {
     await runInDurableObject(stubOf(bob), async (_obj, state) => {
       // What an acknowledgement leaves behind if the object dies before handing the receipt over.
       const receipt = { id: "crashed", receipt: "delivered", from: bob.session.userId, fromDevice: 1, refs: [{ device: 1, id: "lost-1" }], ts: Date.now() };
-      state.storage.sql.exec("INSERT INTO receipt_outbox (id, target, receipt) VALUES (?, ?, ?)", receipt.id, alice.session.userId, JSON.stringify(receipt));
+      state.storage.sql.exec("INSERT INTO receipt_outbox (target, receipt) VALUES (?, ?)", alice.session.userId, JSON.stringify(receipt));
       await state.storage.setAlarm(Date.now() + 60_000);
     });
     await abortAllDurableObjects();
