@@ -188,6 +188,11 @@ export class Inbox {
     return out;
   }
 
+  /** Whether envelopes after `seq` are stored for the device. */
+  hasAfter(deviceId: number, seq: number): boolean {
+    return (this.devices.get(deviceId)?.nextSeq ?? 0) - 1 > seq;
+  }
+
   /** The highest sequence this device has acknowledged (everything before its oldest stored envelope). */
   ackedUpTo(deviceId: number): number {
     const row = this.sql
@@ -206,11 +211,6 @@ export class Inbox {
    * delivered receipt (the first acknowledgement of a message by any of this user's devices).
    */
   acknowledge(deviceId: number, upTo: number): AckedMessage[] {
-    const device = this.devices.get(deviceId);
-    if (device && upTo >= device.nextSeq - 1) {
-      // The last stored envelope goes: keep the sequence where it was.
-      this.sql.exec("UPDATE devices SET next_seq = ? WHERE device_id = ?", device.nextSeq, deviceId);
-    }
     const owed: AckedMessage[] = [];
     for (const row of this.sql.exec<{ sender: string | null; sender_device: number | null; client_id: string | null; shared: number }>(
       "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING sender, sender_device, client_id, shared",

@@ -13,7 +13,10 @@ interface Owed {
 }
 
 const BATCH = 500;
+/** A failed hand-over is retried after this long. */
 export const RECEIPT_RETRY_MS = 2_000;
+/** The safety net for a crash between an acknowledgement and its hand-over (one wake-up per busy period). */
+export const RECEIPT_SAFETY_NET_MS = 30_000;
 
 export class ReceiptOutbox {
   /** Rows written while awake, in id order; a copy of what is in SQLite. */
@@ -35,7 +38,13 @@ export class ReceiptOutbox {
   /** Deletes rows already handed over; call it from events that write anyway. */
   settle(): void {
     if (this.handedOver.length === 0) return;
-    this.sql.exec("DELETE FROM receipt_outbox WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(this.handedOver));
+    const ids = this.handedOver.sort((a, b) => a - b);
+    const oldestLeft = this.memory[0]?.id ?? Infinity;
+    if (this.unloaded || ids[ids.length - 1]! > oldestLeft) {
+      this.sql.exec("DELETE FROM receipt_outbox WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(ids));
+    } else {
+      this.sql.exec("DELETE FROM receipt_outbox WHERE id <= ?", ids[ids.length - 1]!); // everything older is handed over
+    }
     this.handedOver = [];
   }
 
@@ -49,7 +58,7 @@ export class ReceiptOutbox {
       this.memory.push({ id, target, receipt });
     }
     if (!this.alarmSet) {
-      void this.storage.setAlarm(Date.now() + RECEIPT_RETRY_MS);
+      void this.storage.setAlarm(Date.now() + RECEIPT_SAFETY_NET_MS);
       this.alarmSet = true;
     }
     void this.flush();
@@ -90,6 +99,8 @@ export class ReceiptOutbox {
         this.unloaded = true; // the alarm reads them back from SQLite
         this.memory = [];
         this.onRetry(error);
+        void this.storage.setAlarm(Date.now() + RECEIPT_RETRY_MS);
+        this.alarmSet = true;
         return;
       }
       for (const owed of batch) this.handedOver.push(owed.id);

@@ -383,7 +383,7 @@ export class UserDO extends DurableObject<Env> {
       if (caughtUp && state.sent + fresh.length - state.acked <= LIMITS.deliveryWindow && fitsOnePage(fresh)) {
         if (deliverPage(ws, fresh)) state.sent = fresh[fresh.length - 1]!.seq;
       } else {
-        while (state.sent - state.acked < LIMITS.deliveryWindow) {
+        while (state.sent - state.acked < LIMITS.deliveryWindow && this.inbox.hasAfter(deviceId, state.sent)) {
           const room = Math.min(LIMITS.deliveryPageSize, LIMITS.deliveryWindow - (state.sent - state.acked));
           const page = this.inbox.page(deviceId, state.sent, room, LIMITS.deliveryPageBytes);
           if (page.length === 0 || !deliverPage(ws, page)) break;
