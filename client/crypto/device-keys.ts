@@ -9,22 +9,10 @@ import type { KeyPair } from "./curve";
 import { generateKyberKeyPair, type KyberKeyPair } from "./kem";
 import { InMemoryProtocolStore } from "./store";
 import type { ProtocolAddress } from "./address";
+import type { DeviceKeys as DeviceKeysFromProtocol } from "../../src/protocol/http";
 
-/** A device's public keys as registration sends them; every byte field is standard padded base64. */
-export interface DeviceKeysBody {
-  /** Signal's 14-bit registration id, 1..16380. */
-  registrationId: number;
-  /** 33 bytes: 0x05 ‖ u. */
-  identityKey: string;
-  /** Signature (64 bytes) by the identity key over the 33-byte serialized public key. */
-  signedPreKey: { keyId: number; publicKey: string; signature: string };
-  /** 1569-byte Kyber1024 key (0x08 ‖ 1568), signed like the signed prekey. */
-  kyberLastResortPreKey: { keyId: number; publicKey: string; signature: string };
-  /** One-time EC prekeys (33 bytes each), unsigned. */
-  preKeys: { keyId: number; publicKey: string }[];
-  /** One-time Kyber prekeys, each signed like the last-resort one. */
-  kyberPreKeys: { keyId: number; publicKey: string; signature: string }[];
-}
+/** A device's public keys as registration sends them (the server's schema; byte fields are standard padded base64). */
+export type DeviceKeysBody = DeviceKeysFromProtocol;
 
 /** A signed EC prekey with its private half. */
 export interface SignedPreKey {

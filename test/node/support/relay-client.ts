@@ -11,17 +11,10 @@
  */
 import WebSocket from "ws";
 import type { ClientFrame, Envelope, ServerFrame } from "../../../src/protocol/frames";
-import type { DeviceBundle, PreKeyBundleResponse, Session } from "../../../src/protocol/http";
+import type { DeviceBundle, DeviceKeys as DeviceKeysFromProtocol, PreKeyBundleResponse, Session } from "../../../src/protocol/http";
 
-/** The public keys a device registers (the shape `deviceKeys()` and `libsignalDeviceKeys()` build). */
-export interface DeviceKeysBody {
-  registrationId: number;
-  identityKey: string;
-  signedPreKey: { keyId: number; publicKey: string; signature: string };
-  kyberLastResortPreKey: { keyId: number; publicKey: string; signature: string };
-  preKeys: { keyId: number; publicKey: string }[];
-  kyberPreKeys: { keyId: number; publicKey: string; signature: string }[];
-}
+/** A device's public keys as registration sends them (the server's schema; byte fields are standard padded base64). */
+export type DeviceKeysBody = DeviceKeysFromProtocol;
 
 /** A registered device: its session and the registration id senders must address it with. */
 export interface Device {
