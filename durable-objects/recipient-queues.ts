@@ -2,7 +2,7 @@
  * Group commit towards other UserDOs: at most one delivery call in flight per recipient; sends that
  * arrive meanwhile travel together in the next call, stored by the recipient in one transaction.
  */
-import type { DeliverResult, InboundMessage, UserDO } from "./user";
+import type { DeliverResult, InboundMessage } from "./user";
 
 const MAX_BATCH = 128;
 
@@ -15,7 +15,7 @@ interface Waiting {
 export class RecipientQueues {
   private readonly queues = new Map<string, Waiting[]>();
 
-  constructor(private readonly stubFor: (userId: string) => DurableObjectStub<UserDO>) {}
+  constructor(private readonly deliverTo: (userId: string, items: InboundMessage[]) => Promise<DeliverResult[]>) {}
 
   /** Delivers `item` to `userId`'s UserDO, batched with concurrent sends to the same user, in order. */
   deliver(userId: string, item: InboundMessage): Promise<DeliverResult> {
@@ -35,7 +35,7 @@ export class RecipientQueues {
     while (queue.length > 0) {
       const batch = queue.splice(0, MAX_BATCH);
       try {
-        const results = await this.stubFor(userId).deliver(batch.map((w) => w.item));
+        const results = await this.deliverTo(userId, batch.map((w) => w.item));
         batch.forEach((w, i) => w.resolve(results[i]!));
       } catch (error) {
         batch.forEach((w) => w.reject(error));

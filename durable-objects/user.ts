@@ -42,6 +42,9 @@ export type DeliverResult =
   | { ok: false; code: "mismatched_devices"; mismatch: DeviceMismatch }
   | { ok: false; code: "not_found" };
 
+/** Stubs of other users' objects kept per object (the people this user talks to). */
+const STUB_CACHE_SIZE = 256;
+
 /** Headers the edge Worker sets on a connect request after verifying the token. */
 export const CONNECT_HEADERS = { user: "x-relay-user", device: "x-relay-device", family: "x-relay-family" } as const;
 
@@ -52,6 +55,7 @@ export class UserDO extends DurableObject<Env> {
   private readonly log: Logger;
   private readonly outgoing: RecipientQueues;
   private readonly receipts: ReceiptOutbox;
+  private readonly stubs = new Map<string, DurableObjectStub<UserDO>>();
   private userId: string | null;
   private readReceipts: boolean;
 
@@ -62,11 +66,11 @@ export class UserDO extends DurableObject<Env> {
     this.inbox = new Inbox(this.sql);
     this.prekeys = new PreKeyPool(this.sql);
     this.log = logger(env.LOG_LEVEL);
-    this.outgoing = new RecipientQueues((userId) => this.userStub(userId));
+    this.outgoing = new RecipientQueues((userId, items) => this.callUser(userId, (stub) => stub.deliver(items)));
     this.receipts = new ReceiptOutbox(
       this.sql,
       ctx.storage,
-      (target, receipts) => this.userStub(target).storeReceipts(receipts),
+      (target, receipts) => this.callUser(target, (stub) => stub.storeReceipts(receipts)),
       (error) => this.log.info("receipts", { outcome: "retry_later", error: String(error) }),
     );
     this.userId = this.meta("user_id");
@@ -297,7 +301,7 @@ export class UserDO extends DurableObject<Env> {
     }
     const syncMismatch = deviceMismatch(me, this.inbox.devices, frame.sync, state.device);
     if (syncMismatch) {
-      const recipientMismatch = await this.userStub(frame.to).checkDevices(frame.messages);
+      const recipientMismatch = await this.callUser(frame.to, (stub) => stub.checkDevices(frame.messages));
       this.fail(ws, "mismatched_devices", "the send's device lists are not current", frame.id, [
         ...(recipientMismatch ? [recipientMismatch] : []),
         syncMismatch,
@@ -360,7 +364,7 @@ export class UserDO extends DurableObject<Env> {
       ts: Date.now(),
     };
     try {
-      const [result] = await this.userStub(frame.to).storeReceipts([receipt]);
+      const [result] = await this.callUser(frame.to, (stub) => stub.storeReceipts([receipt]));
       send(ws, { type: "sent", id: frame.id, ts: receipt.ts, ...(result?.dropped && { dropped: true }) });
     } catch (error) {
       this.log.info("read", { outcome: "recipient_unavailable", error: String(error) });
@@ -429,8 +433,20 @@ export class UserDO extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(deviceTag(deviceId))) rejectSocket(ws, reason, code);
   }
 
-  private userStub(userId: string) {
-    return this.env.USER.get(this.env.USER.idFromName(userId));
+  /** Calls another user's object through a cached stub; a stub that failed is dropped (it may be broken). */
+  private async callUser<T>(userId: string, call: (stub: DurableObjectStub<UserDO>) => Promise<T>): Promise<T> {
+    let stub = this.stubs.get(userId);
+    if (!stub) {
+      stub = this.env.USER.get(this.env.USER.idFromName(userId));
+      if (this.stubs.size >= STUB_CACHE_SIZE) this.stubs.delete(this.stubs.keys().next().value!);
+      this.stubs.set(userId, stub);
+    }
+    try {
+      return await call(stub);
+    } catch (error) {
+      this.stubs.delete(userId);
+      throw error;
+    }
   }
 
   private setUserId(userId: string): void {
