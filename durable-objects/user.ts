@@ -114,11 +114,6 @@ export class UserDO extends DurableObject<Env> {
     this.closeSockets(deviceId, CLOSE_CODES.unauthorized, "session revoked");
   }
 
-  /** Whether `deviceId` exists with this token family (tokens of removed or revoked devices are refused). */
-  async isActive(deviceId: number, family: string): Promise<boolean> {
-    return this.inbox.devices.get(deviceId)?.family === family;
-  }
-
   async replacePreKeys(deviceId: number, preKeys?: PreKey[], kyberPreKeys?: SignedPreKey[]): Promise<void> {
     if (!this.inbox.devices.has(deviceId)) throw new Error(`no device ${deviceId}`);
     this.prekeys.replace(deviceId, preKeys, kyberPreKeys);
