@@ -1,0 +1,77 @@
+/**
+ * Builds a `send` frame: the message encrypted once per device of the recipient and once per other
+ * device of the sender (the `sync` copies, which also say who the message went to). Devices without a
+ * session get one from their prekey bundle first.
+ */
+import { toBase64 } from "../../src/protocol/base64";
+import type { OutgoingMessage, SendFrame } from "../../src/protocol/frames";
+import { NoSessionError, encrypt } from "../crypto/index";
+import type { Core } from "../core";
+import { encodeContent } from "../messages/content";
+import type { OutboxSend } from "../messages/types";
+import { addressKey } from "../store/keys";
+import { addBundles, sessionDevices, type KnownDevice } from "./devices";
+import type { StagedProtocolStore } from "./staged-store";
+
+/**
+ * A changed identity stops the send until the app trusts it.
+ * @example
+ * try { await buildSendFrame(core, staged, item); } catch (e) { if (e instanceof IdentityBlockedError) hold(item, e.userId); }
+ */
+export class IdentityBlockedError extends Error {
+  override name = "IdentityBlockedError";
+  constructor(readonly userId: string) {
+    super(`a changed identity key of ${userId} waits for trustIdentity`);
+  }
+}
+
+async function encryptFor(core: Core, staged: StagedProtocolStore, userId: string, devices: KnownDevice[], plaintext: Uint8Array): Promise<OutgoingMessage[]> {
+  const out: OutgoingMessage[] = [];
+  for (const device of devices) {
+    const address = { userId, deviceId: device.deviceId };
+    let message;
+    let registrationId = device.registrationId;
+    try {
+      message = await encrypt(staged, address, plaintext);
+    } catch (error) {
+      if (!(error instanceof NoSessionError)) throw error;
+      // An unanswered session went stale: start over from a fresh bundle.
+      staged.stage("sessions", addressKey(userId, device.deviceId), undefined);
+      if ((await addBundles(staged, await core.api.bundles(userId, device.deviceId))).length) throw new IdentityBlockedError(userId);
+      message = await encrypt(staged, address, plaintext);
+      registrationId = (await sessionDevices(core.store, staged, userId)).find((d) => d.deviceId === device.deviceId)?.registrationId ?? registrationId;
+    }
+    out.push({ device: device.deviceId, registrationId, type: message.type, body: toBase64(message.body) });
+  }
+  return out;
+}
+
+/**
+ * Encrypts `item` for every known device of its recipient and of this account (fetching every bundle of a
+ * recipient we have no session with yet). Throws {@link IdentityBlockedError} when a changed identity is met.
+ * @example
+ * const staged = new StagedProtocolStore(core.store, core.local);
+ * const frame = await buildSendFrame(core, staged, item);
+ * await core.store.write([...staged.writes(), put("outbox", key, { ...item, frame })]);
+ */
+export async function buildSendFrame(core: Core, staged: StagedProtocolStore, item: OutboxSend): Promise<Required<SendFrame>> {
+  const self = item.to === core.userId;
+  let recipients = await sessionDevices(core.store, staged, item.to);
+  if (!self && recipients.length === 0) {
+    if ((await addBundles(staged, await core.api.bundles(item.to))).length) throw new IdentityBlockedError(item.to);
+    recipients = await sessionDevices(core.store, staged, item.to);
+  }
+  const own = (await sessionDevices(core.store, staged, core.userId)).filter((d) => d.deviceId !== core.deviceId);
+  const content = encodeContent({ body: item.body, sentAt: item.sentAt });
+  const syncContent = encodeContent({ body: item.body, sentAt: item.sentAt, to: item.to });
+  if (self) {
+    return { type: "send", id: item.id, to: item.to, messages: await encryptFor(core, staged, core.userId, own, syncContent), sync: [] };
+  }
+  return {
+    type: "send",
+    id: item.id,
+    to: item.to,
+    messages: await encryptFor(core, staged, item.to, recipients, content),
+    sync: await encryptFor(core, staged, core.userId, own, syncContent),
+  };
+}
