@@ -468,14 +468,16 @@ export class Relay {
 
   /**
    * Signs this device out and deletes everything it stored. A linked device is removed from the account;
-   * the primary device only forgets its tokens locally (the server has no sign-out route for it yet).
+   * the primary device's tokens are revoked on the server (it stays the account's primary: registering the
+   * number again brings it back).
    * @example
    * await relay.logout();
    */
   async logout(): Promise<void> {
-    if (this.deviceId !== PRIMARY_DEVICE && !this.signedOut) {
+    if (!this.signedOut) {
       try {
-        await this.core.api.removeDevice(this.deviceId);
+        if (this.deviceId === PRIMARY_DEVICE) await this.core.api.signOut();
+        else await this.core.api.removeDevice(this.deviceId);
       } catch (error) {
         if (!(error instanceof LoggedOutError) && (error as { status?: number }).status !== 401) throw error;
       }

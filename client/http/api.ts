@@ -88,6 +88,15 @@ export class RelayApi {
   }
 
   /**
+   * `POST /v1/tokens/revoke`: signs this device out on the server (its tokens stop working).
+   * @example
+   * await api.signOut();
+   */
+  async signOut(): Promise<void> {
+    await this.call("POST", "/v1/tokens/revoke");
+  }
+
+  /**
    * `GET /v1/keys/:userId[?device=N]`: bundles, claiming one-time prekeys.
    * @example
    * const { devices } = await api.bundles(bobId, 2);

@@ -1,10 +1,14 @@
-/** Refresh-token rotation. Presenting a spent refresh token is theft: the device's whole token family is revoked. */
+/**
+ * Refresh-token rotation, and signing out. Presenting a spent refresh token is theft: the device's whole
+ * token family is revoked.
+ */
 import { Hono } from "hono";
 import { sha256Base64Url } from "../auth/tokens";
 import { newFamily, newSession } from "../directory/sessions";
 import { RelayError } from "../protocol/errors";
 import { refreshSchema } from "../protocol/http";
 import type { AppEnv } from "./app-types";
+import { requireDevice } from "./authenticate";
 import { jsonBody } from "./validate";
 
 interface RefreshRow {
@@ -15,7 +19,14 @@ interface RefreshRow {
   spent_at: number | null;
 }
 
-export const tokens = new Hono<AppEnv>().post("/refresh", jsonBody(refreshSchema), async (c) => {
+export const tokens = new Hono<AppEnv>()
+  /** Signs the calling device out: its access and refresh tokens stop working and its sockets close. */
+  .post("/revoke", requireDevice, async (c) => {
+    const { userId, deviceId, family } = c.get("device");
+    await revokeFamily(c.env, { user_id: userId, device_id: deviceId, family });
+    return c.body(null, 204);
+  })
+  .post("/refresh", jsonBody(refreshSchema), async (c) => {
   const db = c.env.DB;
   const hash = await sha256Base64Url(c.req.valid("json").refreshToken);
   const row = await db
@@ -41,7 +52,7 @@ export const tokens = new Hono<AppEnv>().post("/refresh", jsonBody(refreshSchema
   return c.json(session);
 });
 
-async function revokeFamily(env: Env, row: RefreshRow): Promise<void> {
+async function revokeFamily(env: Env, row: Pick<RefreshRow, "user_id" | "device_id" | "family">): Promise<void> {
   const family = newFamily();
   const [updated] = await env.DB.batch([
     env.DB.prepare("UPDATE devices SET token_family = ? WHERE user_id = ? AND device_id = ? AND token_family = ?").bind(

@@ -9,18 +9,10 @@ import type { AccountRecord } from "../../../client/store/types";
 import { startRelay, type RelayServer } from "../support/server";
 import { api } from "../support/relay-client";
 import type { PreKeyBundleResponse, PreKeyCounts } from "../../../src/protocol/http";
+import { eventually } from "../support/eventually";
 
 const FAST = { reconnectBaseMs: 50, reconnectMaxMs: 500, retryDelayMs: 100 };
 
-async function eventually<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${probe.toString()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface Device {
   relay: Relay;

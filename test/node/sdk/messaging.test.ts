@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryStore, Relay, type MessageRecord, type RelayEvents, type RelayStore } from "../../../client/node";
 import type { ClientFrame } from "../../../src/protocol/frames";
 import { startRelay, type RelayServer } from "../support/server";
+import { eventually } from "../support/eventually";
 
 const FAST = { reconnectBaseMs: 50, reconnectMaxMs: 500, retryDelayMs: 100 };
 
@@ -18,16 +19,6 @@ async function smsCode(server: RelayServer, phone: string): Promise<string> {
   return eventually(() => /(\d{6})/.exec(server.sms.findLast((m) => m.to === phone)?.text ?? "")?.[1]);
 }
 
-/** Polls `probe` until it returns something truthy. */
-async function eventually<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${probe.toString()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A WebSocket that records every frame the client sends. */
 function recordingWebSocket(frames: ClientFrame[]) {

@@ -6,18 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryStore, Relay, type MessageRecord } from "../../../client/node";
 import type { ClientFrame, ServerFrame } from "../../../src/protocol/frames";
 import { startRelay, type RelayServer } from "../support/server";
+import { eventually } from "../support/eventually";
 
 const FAST = { reconnectBaseMs: 50, reconnectMaxMs: 500, retryDelayMs: 100 };
 
-async function eventually<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${probe.toString()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A WebSocket that records the frames in both directions. */
 function recordingWebSocket(sent: ClientFrame[], received: ServerFrame[]) {

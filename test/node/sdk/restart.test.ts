@@ -13,20 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IndexedDbStore, MemoryStore, Relay, SqliteStore, type MessageRecord } from "../../../client/node";
 import { IDBFactory } from "fake-indexeddb";
 import "fake-indexeddb/auto";
+import { eventually as eventuallyWithin } from "../support/eventually";
 import { startRelay, type RelayServer } from "../support/server";
 
 const FAST = { reconnectBaseMs: 50, reconnectMaxMs: 500, retryDelayMs: 100 };
 const CLIENT_ENTRY = fileURLToPath(new URL("../../../client/node.ts", import.meta.url));
-
-async function eventually<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${probe.toString()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const eventually = <T>(probe: () => T | undefined | false | Promise<T | undefined | false>) => eventuallyWithin(probe, 30_000);
 
 /** The client program the child process runs: Alice on her SQLite file, sending to Bob every 15 ms and reporting on stdout. */
 const CHILD_SOURCE = `

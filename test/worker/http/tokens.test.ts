@@ -86,3 +86,21 @@ describe("refreshing a session", () => {
     expect(res.json.error.code).toBe("bad_request");
   });
 });
+
+describe("signing out", () => {
+  it("revokes the calling device's tokens and closes its socket, leaving the account's other devices signed in", async () => {
+    const alice = await registerUser();
+    const laptop = await linkDevice(alice);
+    const { socket } = await connect(alice);
+    const res = await api("POST", "/v1/tokens/revoke", { token: alice.session.accessToken });
+    expect(res.status).toBe(204);
+    expect((await socket.closed).code).toBe(CLOSE_CODES.unauthorized);
+    await expectUnauthorized(await devicesWith(alice.session.accessToken));
+    await expectUnauthorized(await refresh(alice.session.refreshToken));
+    expect((await devicesWith(laptop.session.accessToken)).status).toBe(200);
+  });
+
+  it("needs a valid access token", async () => {
+    await expectUnauthorized(await api("POST", "/v1/tokens/revoke"));
+  });
+});
