@@ -87,6 +87,21 @@ function clamp(key: Uint8Array): Uint8Array<ArrayBuffer> {
 /** SHA-512 of the parts, read as a little-endian integer mod the group order ℓ. */
 const hashToScalar = (...parts: Uint8Array[]): bigint => Fn.create(bytesToNumberLE(sha512(concatBytes(...parts))));
 
+/** A = aB for the clamped key `k`, remembered for the last few signing keys (a sender key signs every group message). */
+const publicPoints = new Map<string, Uint8Array>();
+const PUBLIC_POINT_CACHE = 32;
+
+function publicPoint(k: Uint8Array, a: bigint): Uint8Array {
+  const id = String.fromCharCode(...k);
+  let A = publicPoints.get(id);
+  if (!A) {
+    A = Point.BASE.multiply(a).toBytes();
+    if (publicPoints.size >= PUBLIC_POINT_CACHE) publicPoints.delete(publicPoints.keys().next().value!);
+    publicPoints.set(id, A);
+  }
+  return A;
+}
+
 /**
  * XEdDSA signature over `message`, exactly as libsignal's `PrivateKey.sign` makes it: a = clamp(k) mod ℓ,
  * A = aB (not negated), r = SHA-512(0xFE ‖ 31×0xFF ‖ clamp(k) ‖ M ‖ Z), R = rB, h = SHA-512(R ‖ A ‖ M),
@@ -101,7 +116,7 @@ export function xeddsaSign(privateKey: Uint8Array, message: Uint8Array, random?:
   if (z.length !== 64) throw new RangeError(`XEdDSA randomness must be 64 bytes, got ${z.length}`);
   const k = clamp(privateKey);
   const a = Fn.create(bytesToNumberLE(k)); // never 0: a clamped scalar is no multiple of ℓ
-  const A = Point.BASE.multiply(a).toBytes();
+  const A = publicPoint(k, a);
   const r = hashToScalar(NONCE_PREFIX, k, message, z);
   const R = Point.BASE.multiply(r).toBytes();
   const s = Fn.add(Fn.mul(hashToScalar(R, A, message), a), r);
