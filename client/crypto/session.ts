@@ -60,7 +60,7 @@ function isSelfSession(ourIdentityKey: Uint8Array, local: ProtocolAddress, their
  * await processPreKeyBundle(store, { userId, deviceId: 1 }, bundleFromDeviceBundle(device));
  * const { type, body } = await encrypt(store, { userId, deviceId: 1 }, utf8("hello"));
  */
-export function processPreKeyBundle(store: ProtocolStore, address: ProtocolAddress, bundle: PreKeyBundle, options: SessionOptions = {}): Promise<void> {
+export async function processPreKeyBundle(store: ProtocolStore, address: ProtocolAddress, bundle: PreKeyBundle, options: SessionOptions = {}): Promise<void> {
   assertAddress(address);
   assertBundle(bundle);
   return withLock(store, async () => {
@@ -96,7 +96,7 @@ export function processPreKeyBundle(store: ProtocolStore, address: ProtocolAddre
  * (or when an unanswered one is older than 30 days) and {@link UntrustedIdentityError} when the store no
  * longer trusts the session's identity.
  */
-export function encrypt(store: ProtocolStore, address: ProtocolAddress, plaintext: Uint8Array, options: SessionOptions = {}): Promise<CiphertextMessage> {
+export async function encrypt(store: ProtocolStore, address: ProtocolAddress, plaintext: Uint8Array, options: SessionOptions = {}): Promise<CiphertextMessage> {
   assertAddress(address);
   if (!(plaintext instanceof Uint8Array)) throw new TypeError("plaintext must be a Uint8Array");
   return withLock(store, async () => {
@@ -138,11 +138,11 @@ export function encrypt(store: ProtocolStore, address: ProtocolAddress, plaintex
  * authenticate, {@link UntrustedIdentityError}, {@link InvalidPreKeyIdError} and {@link NoSessionError}.
  * Nothing is stored when it throws.
  */
-export function decrypt(store: ProtocolStore, address: ProtocolAddress, message: CiphertextMessage): Promise<Uint8Array> {
+export async function decrypt(store: ProtocolStore, address: ProtocolAddress, message: CiphertextMessage): Promise<Uint8Array> {
   assertAddress(address);
   if (message?.type === PREKEY_SIGNAL_MESSAGE_TYPE) return withLock(store, () => decryptPreKey(store, address, message.body));
   if (message?.type === SIGNAL_MESSAGE_TYPE) return withLock(store, () => decryptWhisper(store, address, message.body));
-  return Promise.reject(new InvalidMessageError(`unknown ciphertext type ${String(message?.type)}`));
+  throw new InvalidMessageError(`unknown ciphertext type ${String(message?.type)}`);
 }
 
 /** Whether `address` has a current session that can send (not an unanswered one past 30 days). */

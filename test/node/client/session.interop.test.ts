@@ -3,6 +3,7 @@
  * oracle): sessions started by either side from the other's bundle, long conversations with DH ratchet
  * steps, out-of-order and dropped messages, libsignal's skip limits, and refusals on both sides.
  */
+import { PreKeyBundle as LibPreKeyBundle, PublicKey } from "@signalapp/libsignal-client";
 import { describe, expect, it } from "vitest";
 import {
   DuplicateMessageError,
@@ -228,6 +229,30 @@ describe("sessions with libsignal", () => {
       // The signed prekey's signature does not cover the Kyber key.
       const swapped: PreKeyBundle = { ...libBundle, kyberPreKeySignature: libBundle.signedPreKeySignature };
       await expect(processPreKeyBundle(p.ours.store, p.lib.address, swapped)).rejects.toThrow(InvalidSignatureError);
+    });
+
+    it("both refuse a bundle without a Kyber prekey (0.103 makes it mandatory)", async () => {
+      const p = pair();
+      const { kyberPreKeyId: _id, kyberPreKey: _key, kyberPreKeySignature: _sig, ...withoutKyber } = p.lib.bundle(true);
+      await expect(processPreKeyBundle(p.ours.store, p.lib.address, withoutKyber as PreKeyBundle)).rejects.toThrow(/kyber/i);
+      expect(await p.ours.store.loadSession(p.lib.address)).toBeUndefined();
+      const ours = p.ours.bundle(true);
+      const key = (bytes: Uint8Array) => PublicKey.deserialize(Uint8Array.from(bytes));
+      expect(() =>
+        LibPreKeyBundle.new(
+          ours.registrationId,
+          ours.deviceId,
+          ours.preKeyId ?? null,
+          ours.preKey ? key(ours.preKey) : null,
+          ours.signedPreKeyId,
+          key(ours.signedPreKey),
+          Uint8Array.from(ours.signedPreKeySignature),
+          key(ours.identityKey),
+          ours.kyberPreKeyId,
+          null as never,
+          new Uint8Array(0),
+        ),
+      ).toThrow();
     });
 
     for (const receiverName of ["relay", "libsignal"] as const) {
