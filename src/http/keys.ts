@@ -1,5 +1,6 @@
 /** Prekey bundles: fetch another user's (claiming one-time keys), upload and count one's own. */
 import { Hono } from "hono";
+import { rateLimits, takeRateLimit } from "../auth/rate-limit";
 import { listDevices, type DeviceRow } from "../directory/devices";
 import { RelayError } from "../protocol/errors";
 import { uploadKeysSchema, type DeviceBundle, type PreKeyBundleResponse } from "../protocol/http";
@@ -32,6 +33,8 @@ export const keys = new Hono<AppEnv>()
     const userId = c.req.param("userId");
     const only = c.req.query("device");
     if (only !== undefined && !/^[0-9]{1,3}$/.test(only)) throw new RelayError(400, "bad_request", "device must be a device id");
+    const { userId: caller, deviceId } = c.get("device");
+    await takeRateLimit(c.env.DB, "bundlesPerDevice", `${caller}:${deviceId}`, undefined, rateLimits(c.env.RATE_LIMIT_OVERRIDES));
     const rows = (await listDevices(c.env.DB, userId)).filter((r) => only === undefined || r.device_id === Number(only));
     if (rows.length === 0) throw new RelayError(404, "not_found", only ? `no device ${only} for this user` : "no such user");
     const claimed = await c.env.USER.get(c.env.USER.idFromName(userId)).claimPreKeys(rows.map((r) => r.device_id));

@@ -46,6 +46,8 @@ export const RATE_LIMITS = {
   codePerIp: { max: 20, windowMs: 60 * 60 * 1000 },
   /** Code verification attempts from one client IP (codes themselves burn after `codeMaxAttempts`). */
   verifyPerIp: { max: 60, windowMs: 60 * 60 * 1000 },
+  /** Prekey bundle fetches by one device (each claims one-time keys, so draining them is limited). */
+  bundlesPerDevice: { max: 300, windowMs: 60 * 60 * 1000 },
 } as const;
 
 export type RateLimitName = keyof typeof RATE_LIMITS;

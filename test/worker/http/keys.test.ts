@@ -3,7 +3,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { toBase64 } from "../../../src/protocol/base64";
 import type { DeviceBundle, PreKeyBundleResponse, UploadKeysBody } from "../../../src/protocol/http";
-import { LIMITS } from "../../../src/protocol/limits";
+import { sha256Base64Url } from "../../../src/auth/tokens";
+import { LIMITS, RATE_LIMITS } from "../../../src/protocol/limits";
 import { generateKeyPair, xeddsaSign, type IdentityKeyPair } from "../../../src/protocol/keys";
 import { deviceKeys, kyberKeyPair, type DeviceKeysOptions } from "../../support/device-keys";
 import { api, linkDevice, newPhone, registerUser, requestCode, type TestDevice } from "../support/relay";
@@ -130,6 +131,22 @@ describe("fetching a prekey bundle", () => {
     const res = await api("GET", `/v1/keys/${crypto.randomUUID()}`, { token: alice.session.accessToken });
     expect(res.status).toBe(404);
     expect(res.json.error.code).toBe("not_found");
+  });
+
+  it("limits how many bundles one device fetches, and claims nothing past the limit", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser({ preKeys: 3, kyberPreKeys: 2 });
+    const { max, windowMs } = RATE_LIMITS.bundlesPerDevice;
+    const bucket = `bundlesPerDevice:${await sha256Base64Url(`${alice.session.userId}:${alice.session.deviceId}`)}`;
+    await env.DB.prepare("INSERT OR REPLACE INTO rate_limits (bucket, window_start, count) VALUES (?, ?, ?)")
+      .bind(bucket, Math.floor(Date.now() / windowMs) * windowMs, max)
+      .run();
+    const res = await api("GET", `/v1/keys/${bob.session.userId}`, { token: alice.session.accessToken });
+    expect(res.status).toBe(429);
+    expect(res.json.error.code).toBe("rate_limited");
+    expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect(await counts(bob)).toEqual({ preKeys: 3, kyberPreKeys: 2 });
+    expect((await api("GET", `/v1/keys/${alice.session.userId}`, { token: bob.session.accessToken })).status).toBe(200);
   });
 
   it("answers 401 with WWW-Authenticate without a valid token, and claims nothing", async () => {
