@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules", ".wrangler", ".scratch", "worker-configuration.d.ts", "bench/results", "dist"] },
+  { ignores: ["node_modules", ".wrangler", ".scratch", "bench/.build", "worker-configuration.d.ts", "bench/results", "dist"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

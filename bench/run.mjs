@@ -1,0 +1,1003 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: Relay and real peers, measured in one run, with the same workloads and load generators.
+ *
+ *   npm run bench                  full run (≤ 15 min)
+ *   npm run bench -- --quick       every target, smaller workloads (< 2 min)
+ *   npm run bench -- --smoke       Relay direct + the two ws peers, a few hundred messages (< 60 s; the test uses it)
+ *   options: --targets relay-workerd,ws-sqlite,…  --workloads 1,2,3,4,5,6  --storage tmpfs|disk  --no-pin
+ *            --no-install (never apt-get ejabberd)  --out DIR (results; charts go to DIR/charts unless full)
+ *
+ * Targets: relay-workerd (Relay on workerd, load sent to the user worker's own URL: no dev proxy),
+ * relay-wrangler-dev (the real `npm start`, through wrangler dev's proxy), ws-memory, ws-sqlite (Node `ws`
+ * relays, bench/peers/ws-relay.mjs), room-do (one room Durable Object, bench/peers/room-do/), ejabberd (XMPP).
+ *
+ * Workloads: (1) 1:1 durable throughput, open loop, rate stepped up until p99 ≥ 100 ms; (2) delivery latency
+ * at 25/50/75 % of Relay's highest sustained rate; (3) offline backlog drain; (4) group fan-out; (5) idle
+ * authenticated heartbeating sockets; (6) reconnect storm. See bench/README.md.
+ *
+ * Every server runs in its own process group (stopped as a group), pinned to core 0 with taskset; the load
+ * generators (separate Node processes, each from its own 127.0.0.x source addresses) and this orchestrator
+ * run on the other core(s). Writes bench/results/<timestamp>.json and .md, and SVG charts.
+ */
+/* global Buffer, performance */
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ensureEjabberd, startEjabberd } from "./lib/ejabberd.mjs";
+import {
+  Monitor,
+  cpuPercent,
+  cpuTicks,
+  killAllGroups,
+  machineTicks,
+  pinned,
+  pinningPlan,
+  rpcChild,
+  sleep,
+  spawnGroup,
+  withTimeout,
+} from "./lib/proc.mjs";
+import { freePort, registerUsers, startRelayDev, startRelayDirect, startSmsCapture, startWorkerd } from "./lib/relay.mjs";
+import { writeReports } from "./lib/report.mjs";
+import { curve, merge, summary } from "./lib/stats.mjs";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** The environment of every wrangler invocation (RUNTIME-NOTES.md: local observability off, offline). */
+const WRANGLER_ENV = {
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_SEND_METRICS: "false",
+  DO_NOT_TRACK: "1",
+  WRANGLER_HIDE_BANNER: "true",
+  X_LOCAL_OBSERVABILITY: "false",
+};
+Object.assign(process.env, WRANGLER_ENV);
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    smoke: { type: "boolean", default: false },
+    targets: { type: "string" },
+    workloads: { type: "string" },
+    storage: { type: "string", default: "tmpfs" },
+    "no-pin": { type: "boolean", default: false },
+    "no-install": { type: "boolean", default: false },
+    out: { type: "string" },
+  },
+  strict: true,
+});
+
+const ALL_TARGETS = ["relay-workerd", "relay-wrangler-dev", "ws-memory", "ws-sqlite", "room-do", "ejabberd"];
+
+const PROFILES = {
+  full: {
+    budgetMs: 840_000,
+    targets: ALL_TARGETS,
+    weights: { "relay-workerd": 3, "relay-wrangler-dev": 2, "ws-memory": 1.5, "ws-sqlite": 1.5, "room-do": 1.7, ejabberd: 1.3 },
+    loadWorkers: 4,
+    pairs: 50,
+    ladder: { start: 250, factor: 2, max: 64_000, stepMs: 3_000, drainMs: 4_000, refine: true },
+    latency: { fractions: [0.25, 0.5, 0.75], stepMs: 5_000, drainMs: 4_000 },
+    backlog: [1_000, 10_000, 100_000],
+    fanout: { sizes: [10, 100, 1_000], messages: 30, rate: 10 },
+    idle: { peers: 20_000, relay: 4_000, heartbeatMs: 30_000, holdMs: 10_000 },
+    storm: { peers: 5_000, relay: 4_000, concurrency: 256 },
+    installEjabberd: true,
+    marginMs: 12_000,
+  },
+  quick: {
+    budgetMs: 100_000,
+    targets: ALL_TARGETS,
+    weights: { "relay-workerd": 2, "relay-wrangler-dev": 1.3, "ws-memory": 1.1, "ws-sqlite": 1.1, "room-do": 1.3, ejabberd: 1 },
+    loadWorkers: 4,
+    pairs: 20,
+    ladder: { start: 500, factor: 4, max: 32_000, stepMs: 800, drainMs: 1_500, refine: false },
+    latency: { fractions: [0.25, 0.5, 0.75], stepMs: 600, drainMs: 1_500 },
+    backlog: [1_000, 5_000],
+    fanout: { sizes: [10, 100], messages: 10, rate: 20 },
+    idle: { peers: 300, relay: 200, heartbeatMs: 1_000, holdMs: 1_500 },
+    storm: { peers: 300, relay: 200, concurrency: 128 },
+    installEjabberd: false,
+    marginMs: 1_500,
+  },
+  smoke: {
+    budgetMs: 50_000,
+    targets: ["relay-workerd", "ws-memory", "ws-sqlite"],
+    weights: { "relay-workerd": 2.5, "ws-memory": 1, "ws-sqlite": 1 },
+    loadWorkers: 2,
+    pairs: 10,
+    ladder: { start: 100, factor: 2, max: 200, stepMs: 1_000, drainMs: 2_000, refine: false },
+    latency: { fractions: [0.5], stepMs: 500, drainMs: 2_000 },
+    backlog: [200],
+    fanout: { sizes: [10], messages: 5, rate: 20 },
+    idle: { peers: 50, relay: 30, heartbeatMs: 500, holdMs: 1_000 },
+    storm: { peers: 50, relay: 30, concurrency: 16 },
+    installEjabberd: false,
+    marginMs: 1_500,
+  },
+};
+
+const mode = flags.smoke ? "smoke" : flags.quick ? "quick" : "full";
+const profile = PROFILES[mode];
+const targetIds = flags.targets ? flags.targets.split(",").map((s) => s.trim()) : profile.targets;
+for (const id of targetIds) if (!ALL_TARGETS.includes(id)) throw new Error(`unknown target ${id} (one of ${ALL_TARGETS.join(", ")})`);
+const workloads = new Set((flags.workloads ?? "1,2,3,4,5,6").split(",").map(Number));
+if (!["tmpfs", "disk"].includes(flags.storage)) throw new Error("--storage is tmpfs or disk");
+
+const LABELS = {
+  "relay-workerd": "Relay (workerd, direct)",
+  "relay-wrangler-dev": "Relay (wrangler dev)",
+  "ws-memory": "Node ws, in memory",
+  "ws-sqlite": "Node ws + SQLite",
+  "room-do": "room Durable Object",
+  ejabberd: "ejabberd (XMPP)",
+};
+const KIND = { "relay-workerd": "relay", "relay-wrangler-dev": "relay", "ws-memory": "ws", "ws-sqlite": "ws", "room-do": "room", ejabberd: "xmpp" };
+const WORKLOAD_NAMES = {
+  1: "1:1 throughput",
+  "1max": "1:1 max sustained",
+  2: "delivery latency",
+  3: "backlog drain",
+  4: "group fan-out",
+  5: "idle connections",
+  6: "reconnect storm",
+};
+
+const log = (...args) => console.log(...args);
+const MACHINE_CPUS = availableParallelism();
+
+// ───────────────────────────── identities ─────────────────────────────
+
+/** Tokens for the peers: base64url(JSON {sub, exp}) "." base64url(Ed25519 signature) (see bench/peers/ws-relay.mjs). */
+const peerKey = generateKeyPairSync("ed25519");
+const PEER_PUBLIC_KEY = Buffer.from(peerKey.publicKey.export({ format: "jwk" }).x, "base64url").toString("base64");
+function peerToken(sub) {
+  const payload = Buffer.from(JSON.stringify({ sub, exp: Math.floor(Date.now() / 1000) + 3600 })).toString("base64url");
+  return `${payload}.${sign(null, Buffer.from(payload), peerKey.privateKey).toString("base64url")}`;
+}
+const minted = (userId, room) => ({ userId, token: peerToken(userId), ...(room ? { room } : {}) });
+
+/** Who connects for each workload, per kind of target (Relay: registered users; peers: minted tokens). */
+function identitiesFor(kind, pool = []) {
+  const run = Date.now().toString(36);
+  if (kind === "relay") {
+    const pairsN = profile.pairs;
+    return {
+      pairs: (n) => Array.from({ length: n }, (_, i) => ({ sender: pool[2 * i], recipient: pool[2 * i + 1] })),
+      backlog: (k) => ({ sender: pool[2 * pairsN + 2 * k], recipient: pool[2 * pairsN + 2 * k + 1] }),
+      idle: (n) => pool.slice(0, n),
+      storm: (n) => pool.slice(0, n),
+    };
+  }
+  if (kind === "xmpp") {
+    const xu = (user) => ({ user, password: "bench" });
+    return {
+      pairs: (n) => Array.from({ length: n }, (_, i) => ({ sender: xu(`p${i}s`), recipient: xu(`p${i}r`) })),
+      backlog: (k) => ({ sender: xu(`b${k}s`), recipient: xu(`b${k}r`) }),
+    };
+  }
+  const room = kind === "room";
+  return {
+    pairs: (n) =>
+      Array.from({ length: n }, (_, i) => ({
+        sender: minted(`p${i}s`),
+        recipient: minted(`p${i}r`),
+        ...(room ? { room: `pair-${run}-${i}` } : {}),
+      })),
+    backlog: (k) => ({ sender: minted(`b${k}s`), recipient: minted(`b${k}r`), ...(room ? { room: `backlog-${run}-${k}` } : {}) }),
+    members: (size) => ({
+      sender: minted(`g${size}s`),
+      members: Array.from({ length: size }, (_, i) => minted(`g${size}m${i}`)),
+      ...(room ? { room: `group-${run}-${size}` } : {}),
+    }),
+    idle: (n) => Array.from({ length: n }, (_, i) => minted(`i${i}`, room ? `idle-${run}-${Math.floor(i / 100)}` : undefined)),
+    storm: (n) => Array.from({ length: n }, (_, i) => minted(`s${i}`, room ? `storm-${run}-${Math.floor(i / 100)}` : undefined)),
+  };
+}
+
+// ───────────────────────────── machine ─────────────────────────────
+
+function versionOf(pkgPath) {
+  try {
+    return JSON.parse(readFileSync(pkgPath, "utf8")).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+function workerdVersion() {
+  // The workerd that wrangler's miniflare runs (there may be another copy for the test pool).
+  for (const p of ["node_modules/miniflare/node_modules/workerd/package.json", "node_modules/wrangler/node_modules/workerd/package.json"]) {
+    const v = versionOf(join(ROOT, p));
+    if (v !== "unknown") return v;
+  }
+  const miniflareDeps = JSON.parse(readFileSync(join(ROOT, "node_modules/miniflare/package.json"), "utf8")).dependencies ?? {};
+  const top = versionOf(join(ROOT, "node_modules/workerd/package.json"));
+  return miniflareDeps.workerd && miniflareDeps.workerd !== top ? `${miniflareDeps.workerd} (declared by miniflare)` : top;
+}
+
+function openFilesLimit() {
+  const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+  return line ? Number(line.split(/\s+/)[3]) : null;
+}
+
+function fsType(path) {
+  try {
+    return execFileSync("stat", ["-f", "-c", "%T", path], { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+// ───────────────────────────── measurement helpers ─────────────────────────────
+
+let workers = [];
+let loadPids = [];
+
+function row(target, workload, params, fields) {
+  return {
+    workload: WORKLOAD_NAMES[workload] ?? String(workload),
+    workload_id: String(workload),
+    peer: target.id,
+    label: LABELS[target.id],
+    server: target.server,
+    params,
+    status: "ok",
+    throughput: null,
+    throughput_unit: null,
+    latency_ms: { p50: null, p99: null, p999: null },
+    cpu: null,
+    rss_mb: null,
+    fds: null,
+    ...fields,
+  };
+}
+
+const latencyOf = (s) => ({ p50: s.p50, p99: s.p99, p999: s.p999 });
+const resources = (m) => ({ cpu: m.cpu, rss_mb: m.rss_mb, fds: m.fds, other_cpu: m.other_cpu, steal_cpu: m.steal_cpu });
+
+/** One open-loop step across all load workers: `rate` msg/s in total. */
+async function runStep(ctx, stepIndex, rate, stepMs, drainMs) {
+  const window = ctx.monitor.begin();
+  const loadBefore = loadPids.map(cpuTicks);
+  const t = performance.now();
+  const parts = await Promise.all(
+    workers.map((call) => call("step", { stepIndex, rate: rate / workers.length, durationMs: stepMs, drainMs }, stepMs + drainMs + 30_000)),
+  );
+  const m = window.end();
+  const loadCpu = cpuPercent(loadPids, loadBefore, (performance.now() - t) / 1000);
+  const sum = (key) => parts.reduce((n, p) => n + p[key], 0);
+  const errors = {};
+  for (const p of parts) for (const [code, n] of Object.entries(p.errors)) errors[code] = (errors[code] ?? 0) + n;
+  const deliveryH = merge(parts.map((p) => p.delivery));
+  const delivery = summary(deliveryH);
+  const ack = summary(merge(parts.map((p) => p.ack)));
+  const lag = summary(merge(parts.map((p) => p.lag)));
+  const total = sum("total");
+  const delivered = sum("delivered");
+  const spanMs = Math.max(...parts.map((p) => p.spanMs));
+  const achieved = Math.round((delivered / spanMs) * 1000);
+  const drained = delivered + sum("failed") >= total && (!ctx.sentAcks || sum("acked") + sum("failed") >= total);
+  const sustained = drained && sum("failed") === 0 && delivery.p99 !== null && delivery.p99 < 100 && achieved >= 0.95 * rate;
+  return {
+    rate,
+    achieved,
+    total,
+    delivered,
+    acked: ctx.sentAcks ? sum("acked") : null,
+    failed: sum("failed"),
+    duplicates: sum("duplicates"),
+    errors,
+    drained,
+    sustained,
+    delivery,
+    deliveryCurve: curve(deliveryH),
+    sentAck: ctx.sentAcks ? ack : null,
+    generatorLag: lag,
+    loadCpu,
+    m,
+  };
+}
+
+function stepRow(ctx, workload, params, r) {
+  return row(ctx.target, workload, params, {
+    throughput: r.achieved,
+    throughput_unit: "msg/s delivered",
+    latency_ms: latencyOf(r.delivery),
+    ...resources(r.m),
+    sustained: r.sustained,
+    details: {
+      scheduled: r.total,
+      delivered: r.delivered,
+      acked: r.acked,
+      failed: r.failed,
+      duplicates: r.duplicates,
+      errors: r.errors,
+      drained: r.drained,
+      delivery_max_ms: r.delivery.max,
+      sent_ack_ms: r.sentAck,
+      generator_lag_ms: r.generatorLag,
+      load_cpu: r.loadCpu,
+      latency_curve: r.deliveryCurve,
+      window_s: r.m.seconds,
+    },
+  });
+}
+
+function describeStep(r) {
+  return (
+    `${r.rate} msg/s offered → ${r.achieved}/s delivered ${r.delivered}/${r.total}; p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms; ` +
+    `server CPU ${r.m.cpu}% load ${r.loadCpu}%${r.m.other_cpu + r.m.steal_cpu > 10 ? ` other ${r.m.other_cpu}% steal ${r.m.steal_cpu}%` : ""}${r.generatorLag.p99 > 10 ? ` (generator lag p99 ${r.generatorLag.p99} ms)` : ""}` +
+    (Object.keys(r.errors).length ? ` errors ${JSON.stringify(r.errors)}` : "") +
+    (r.sustained ? "" : "  ✗")
+  );
+}
+
+const timeLeft = (ctx) => ctx.deadline - Date.now();
+
+// ───────────────────────────── workloads ─────────────────────────────
+
+/** Workloads 1 and 2 (they share the connected pairs). */
+async function throughputAndLatency(ctx, reference) {
+  const split = (list) => workers.map((_, w) => list.filter((_, i) => i % workers.length === w));
+  const list = ctx.ids.pairs(profile.pairs);
+  await Promise.all(workers.map((call, w) => call("pairsConnect", { list: split(list)[w] }, 120_000)));
+  let stepIndex = 0;
+  let best = null;
+  const L = profile.ladder;
+  try {
+    if (workloads.has(1)) {
+      let failedAt = null;
+      const ladder = [];
+      for (let r = L.start; r <= L.max; r *= L.factor) ladder.push(r);
+      for (const rate of ladder) {
+        if (timeLeft(ctx) < L.stepMs + L.drainMs + profile.marginMs) {
+          ctx.notes.push(`workload 1: ladder stopped at ${rate} msg/s offered (time budget)`);
+          break;
+        }
+        const r = await runStep(ctx, stepIndex++, rate, L.stepMs, L.drainMs);
+        log(`  (1) ${describeStep(r)}`);
+        ctx.rows.push(stepRow(ctx, 1, { offered_per_s: rate, pairs: profile.pairs, step_s: L.stepMs / 1000 }, r));
+        if (r.sustained) best = r;
+        else {
+          failedAt = r;
+          break;
+        }
+        await sleep(500);
+      }
+      if (L.refine && best && failedAt && timeLeft(ctx) > L.stepMs + L.drainMs + profile.marginMs) {
+        await sleep(1_500);
+        const rate = Math.round(Math.sqrt(best.rate * failedAt.rate) / 50) * 50;
+        const r = await runStep(ctx, stepIndex++, rate, L.stepMs, L.drainMs);
+        log(`  (1) ${describeStep(r)} (refinement)`);
+        ctx.rows.push(stepRow(ctx, 1, { offered_per_s: rate, pairs: profile.pairs, step_s: L.stepMs / 1000 }, r));
+        if (r.sustained) best = r;
+      }
+      const ran = stepIndex > 0;
+      const maxRow = best
+        ? stepRow(ctx, "1max", { criterion: "p99 < 100 ms, ≥ 95 % of offered delivered, none failed", pairs: profile.pairs }, best)
+        : ran
+          ? row(ctx.target, "1max", { criterion: "p99 < 100 ms", pairs: profile.pairs }, { throughput: 0, throughput_unit: "msg/s", note: `no step met the criterion (lowest offered ${L.start} msg/s)` })
+          : row(ctx.target, "1max", { criterion: "p99 < 100 ms", pairs: profile.pairs }, { status: "skipped", note: "time budget" });
+      if (best) maxRow.params.offered_per_s = best.rate;
+      ctx.rows.push(maxRow);
+      ctx.maxSustained = best?.rate ?? 0;
+      log(`  (1) highest sustained: ${best ? `${best.rate} msg/s offered (${best.achieved}/s)` : "none"}`);
+      await sleep(mode === "full" ? 3_000 : 1_000); // let a saturated server finish its queues before workload 2
+    }
+    if (workloads.has(2)) {
+      const ref = reference?.rate ? reference : { rate: ctx.maxSustained || L.start, from: reference ? `${ctx.target.id} (Relay reference missing)` : ctx.target.id };
+      for (const fraction of profile.latency.fractions) {
+        const rate = Math.max(1, Math.round(ref.rate * fraction));
+        if (timeLeft(ctx) < profile.latency.stepMs + profile.latency.drainMs + profile.marginMs) {
+          ctx.notes.push(`workload 2: ${fraction * 100} % step skipped (time budget)`);
+          continue;
+        }
+        const r = await runStep(ctx, stepIndex++, rate, profile.latency.stepMs, profile.latency.drainMs);
+        log(`  (2) ${fraction * 100}% of ${ref.rate}: ${describeStep(r)}`);
+        ctx.rows.push(stepRow(ctx, 2, { fraction, offered_per_s: rate, reference_rate: ref.rate, reference: ref.from, pairs: profile.pairs }, r));
+        await sleep(300);
+      }
+    }
+  } finally {
+    await Promise.all(workers.map((call) => call("pairsClose", {}, 60_000).catch(() => undefined)));
+  }
+}
+
+async function backlogDrain(ctx) {
+  let queueRate = null;
+  for (const [k, count] of profile.backlog.entries()) {
+    const estimate = (count / (queueRate ?? 2_000)) * 1000 * 1.5 + profile.marginMs;
+    if (timeLeft(ctx) < estimate) {
+      ctx.notes.push(`workload 3: backlog of ${count} skipped (time budget; ~${Math.round(estimate / 1000)} s needed)`);
+      ctx.rows.push(row(ctx.target, 3, { messages: count }, { status: "skipped", note: "time budget" }));
+      continue;
+    }
+    const timeoutMs = Math.max(20_000, timeLeft(ctx) - 10_000);
+    const { sender, recipient, room } = ctx.ids.backlog(k);
+    const window = ctx.monitor.begin();
+    const b = await workers[0](
+      "backlog",
+      { sender, recipient, room, count, window: ctx.kind === "xmpp" ? 500 : 256, timeoutMs, spoolDb: ctx.spoolDb },
+      timeoutMs + 30_000,
+    );
+    const m = window.end();
+    queueRate = count / (b.queueMs / 1000);
+    const ok = b.received === count && b.duplicates === 0 && b.missing === 0 && b.outOfOrder === 0 && (b.pendingAfter === null || b.pendingAfter === 0);
+    const lat = summary(merge([b.sinceConnect]));
+    ctx.rows.push(
+      row(ctx.target, 3, { messages: count }, {
+        throughput: Math.round(count / (b.drainMs / 1000)),
+        throughput_unit: "msg/s drained",
+        latency_ms: latencyOf(lat),
+        ...resources(m),
+        drain_ms: Math.round(b.drainMs),
+        complete_in_order: ok,
+        status: ok ? "ok" : "error",
+        ...(ok ? {} : { error: `backlog checks failed: received ${b.received}/${count}, missing ${b.missing}, duplicated ${b.duplicates}, out of order ${b.outOfOrder}, pending after ${b.pendingAfter}` }),
+        details: {
+          queue_ms: Math.round(b.queueMs),
+          queue_per_s: Math.round(queueRate),
+          ready_ms: Math.round(b.readyMs),
+          first_page_ms: Math.round(b.firstPageMs),
+          received: b.received,
+          missing: b.missing,
+          duplicates: b.duplicates,
+          out_of_order: b.outOfOrder,
+          pending_at_connect: b.pendingAtConnect,
+          pending_after: b.pendingAfter,
+          send_errors: b.errors,
+          latency_note: "latency = time from connect until each message arrived",
+        },
+      }),
+    );
+    log(
+      `  (3) backlog ${count}: queued at ${Math.round(queueRate)}/s; drained in ${Math.round(b.drainMs)} ms ` +
+        `(${Math.round(count / (b.drainMs / 1000))}/s); missing ${b.missing}, duplicated ${b.duplicates}, out of order ${b.outOfOrder} → ${ok ? "ok" : "FAILED"}`,
+    );
+  }
+}
+
+async function groupFanout(ctx) {
+  const F = profile.fanout;
+  const tag = ctx.tag;
+  for (const size of F.sizes) {
+    if (timeLeft(ctx) < (F.messages / F.rate) * 1000 + 3_000 + profile.marginMs) {
+      ctx.rows.push(row(ctx.target, 4, { members: size }, { status: "skipped", note: "time budget" }));
+      continue;
+    }
+    const { sender, members, room } = ctx.ids.members(size);
+    const split = workers.map((_, w) => members.filter((_, i) => i % workers.length === w));
+    await Promise.all(workers.map((call, w) => call("groupJoin", { identities: split[w], room }, 120_000)));
+    const window = ctx.monitor.begin();
+    const sent = await workers[0]("groupSend", { sender, members, room, count: F.messages, rate: F.rate }, 120_000);
+    await sleep(1_500); // the last deliveries arrive
+    const m = window.end();
+    const parts = await Promise.all(workers.map((call) => call("groupCollect", {}, 60_000)));
+    const { newHistogram, recordMs } = await import("./lib/stats.mjs");
+    const h = newHistogram();
+    let deliveries = 0;
+    let complete = 0;
+    let firstScheduled = Infinity;
+    let lastArrival = 0;
+    for (let k = 0; k < F.messages; k++) {
+      let count = 0;
+      let last = 0;
+      let id;
+      for (const p of parts) {
+        const key = Object.keys(p).find((x) => x.startsWith(`${tag}g${k}t`));
+        if (!key) continue;
+        id = key;
+        count += p[key].count;
+        last = Math.max(last, p[key].last);
+      }
+      if (!id) continue;
+      const scheduled = Number(id.slice(id.lastIndexOf("t") + 1)) / 1000;
+      firstScheduled = Math.min(firstScheduled, scheduled);
+      lastArrival = Math.max(lastArrival, last);
+      deliveries += count;
+      if (count >= size) {
+        complete++;
+        recordMs(h, last - scheduled);
+      }
+    }
+    const s = summary(h);
+    const ok = complete === F.messages;
+    ctx.rows.push(
+      row(ctx.target, 4, { members: size, messages: F.messages, rate_per_s: F.rate }, {
+        throughput: Math.round(deliveries / ((lastArrival - firstScheduled) / 1000)),
+        throughput_unit: "member deliveries/s",
+        latency_ms: latencyOf(s),
+        ...resources(m),
+        status: ok ? "ok" : "error",
+        ...(ok ? {} : { error: `${F.messages - complete} of ${F.messages} messages did not reach every member` }),
+        details: { deliveries, expected: size * F.messages, acked: sent.acked, latency_note: "latency = scheduled send → the last member's receipt" },
+      }),
+    );
+    log(`  (4) fan-out to ${size}: to last member p50 ${s.p50} p99 ${s.p99} ms; ${deliveries}/${size * F.messages} deliveries; server CPU ${m.cpu}%`);
+  }
+}
+
+/**
+ * Workload 5: authenticated heartbeating sockets, opened in stages (a fifth of the target each) so that when
+ * the server fails (e.g. at the open-files limit) the last good stage still gives sockets held, bytes and
+ * fds per connection.
+ */
+async function idleConnections(ctx) {
+  const I = profile.idle;
+  const want = ctx.kind === "relay" ? Math.min(I.relay, ctx.poolSize ?? 0) : I.peers;
+  if (want === 0) return;
+  if (timeLeft(ctx) < I.holdMs + 3_000 + profile.marginMs) {
+    ctx.rows.push(row(ctx.target, 5, { sockets: want }, { status: "skipped", note: "time budget" }));
+    return;
+  }
+  const identities = ctx.ids.idle(want);
+  await sleep(500);
+  const before = ctx.monitor.snapshot();
+  const samePids = (snap) => snap.pids.length > 0 && snap.pids.join() === before.pids.join();
+  const t = performance.now();
+  const stages = [];
+  const STAGES = 5;
+  let connected = 0;
+  let failed = 0;
+  let firstFailure;
+  const connectHists = [];
+  let died = null;
+  for (let k = 0; k < STAGES; k++) {
+    const slice = identities.slice(Math.floor((want * k) / STAGES), Math.floor((want * (k + 1)) / STAGES));
+    const split = workers.map((_, w) => slice.filter((_, i) => i % workers.length === w));
+    const opened = await Promise.all(
+      workers.map((call, w) => call("idleConnect", { identities: split[w], heartbeatMs: I.heartbeatMs, concurrency: 64 }, Math.max(60_000, timeLeft(ctx)))),
+    );
+    connected += opened.reduce((n, o) => n + o.connected, 0);
+    failed += opened.reduce((n, o) => n + o.failed, 0);
+    firstFailure ??= opened.find((o) => o.firstFailure)?.firstFailure;
+    connectHists.push(...opened.map((o) => o.connect));
+    await sleep(300);
+    const snap = ctx.monitor.snapshot();
+    if (!samePids(snap)) {
+      died = { afterSockets: connected, lastGood: stages.at(-1) ?? null, pidsBefore: before.pids, pidsNow: snap.pids };
+      break;
+    }
+    stages.push({ sockets: connected, rssKb: snap.rssKb, fds: snap.fds });
+    if (timeLeft(ctx) < I.holdMs + profile.marginMs) break;
+  }
+  const connectMs = performance.now() - t;
+  let m = null;
+  let reports = [];
+  let after = null;
+  if (!died) {
+    await sleep(700);
+    await Promise.all(workers.map((call) => call("idleMark", {}, 30_000)));
+    const window = ctx.monitor.begin();
+    await sleep(I.holdMs);
+    m = window.end();
+    reports = await Promise.all(workers.map((call) => call("idleReport", {}, 30_000)));
+    after = ctx.monitor.snapshot();
+    if (!samePids(after)) died = { afterSockets: connected, lastGood: stages.at(-1) ?? null, pidsBefore: before.pids, pidsNow: after.pids, duringHold: true };
+  }
+  await Promise.all(workers.map((call) => call("idleClose", {}, 180_000)));
+  const good = died ? died.lastGood : stages.at(-1);
+  const held = good?.sockets ?? 0;
+  const perConn = (delta) => (held ? Math.round((delta / held) * 100) / 100 : null);
+  const pong = summary(merge(reports.map((r) => r.pong)));
+  const note = died
+    ? `the serving process exited ${died.duringHold ? "while holding" : "while opening"} ${died.afterSockets} sockets (first client error: ${firstFailure ?? "none"}); figures are from the last good stage, ${held} sockets`
+    : failed
+      ? `${failed} of ${want} connects failed (first: ${firstFailure})`
+      : undefined;
+  const r = row(ctx.target, 5, { sockets: want, heartbeat_s: I.heartbeatMs / 1000, hold_s: I.holdMs / 1000 }, {
+    throughput: held,
+    throughput_unit: "sockets held",
+    latency_ms: latencyOf(pong),
+    cpu: m?.cpu ?? null,
+    other_cpu: m?.other_cpu ?? null,
+    steal_cpu: m?.steal_cpu ?? null,
+    rss_mb: m ? m.rss_mb : good ? Math.round(good.rssKb / 102.4) / 10 : null,
+    fds: m ? m.fds : good?.fds ?? null,
+    bytes_per_conn: good ? perConn((Math.max(good.rssKb, after?.rssKb ?? 0) - before.rssKb) * 1024) : null,
+    fds_per_conn: good ? perConn(good.fds - before.fds) : null,
+    ...(note ? { note } : {}),
+    ...(died ? { failure: died } : {}),
+    details: {
+      requested: want,
+      connected,
+      failed,
+      first_failure: firstFailure,
+      stages,
+      connect_ms: Math.round(connectMs),
+      connect_latency_ms: summary(merge(connectHists)),
+      rss_mb_before: Math.round(before.rssKb / 102.4) / 10,
+      fds_before: before.fds,
+      pings: reports.reduce((n, x) => n + x.pings, 0),
+      pongs: reports.reduce((n, x) => n + x.pongs, 0),
+      latency_note: "latency = heartbeat ping → pong round trip; CPU over the hold window",
+      ...(ctx.kind === "relay" ? { relay_note: "each socket is a user with its own UserDO and its SQLite files (included per connection)" } : {}),
+    },
+  });
+  if (died) {
+    r.status = "ok";
+    ctx.notes.push(`workload 5: ${note}`);
+  }
+  ctx.rows.push(r);
+  log(
+    `  (5) idle: ${held} sockets held of ${want} (${failed} failed${firstFailure ? `: ${firstFailure}` : ""})${died ? " — SERVER PROCESS EXITED" : ""}; ` +
+      `${r.bytes_per_conn} B and ${r.fds_per_conn} fds per connection; CPU while idle ${m?.cpu ?? "—"}%; pong p99 ${pong.p99} ms`,
+  );
+}
+
+async function reconnectStorm(ctx) {
+  const S = profile.storm;
+  const want = ctx.kind === "relay" ? Math.min(S.relay, ctx.poolSize ?? 0) : S.peers;
+  if (want === 0) return;
+  if (timeLeft(ctx) < 2_000 + profile.marginMs) {
+    ctx.rows.push(row(ctx.target, 6, { connections: want }, { status: "skipped", note: "time budget" }));
+    return;
+  }
+  const identities = ctx.ids.storm(want);
+  const split = workers.map((_, w) => identities.filter((_, i) => i % workers.length === w));
+  await sleep(500);
+  const window = ctx.monitor.begin();
+  const parts = await Promise.all(
+    workers.map((call, w) => call("storm", { identities: split[w], concurrency: Math.ceil(S.concurrency / workers.length) }, Math.max(60_000, timeLeft(ctx)))),
+  );
+  const m = window.end();
+  const connected = parts.reduce((n, p) => n + p.connected, 0);
+  const failed = parts.reduce((n, p) => n + p.failed, 0);
+  const ms = Math.max(...parts.map((p) => p.ms));
+  const lat = summary(merge(parts.map((p) => p.connect)));
+  ctx.rows.push(
+    row(ctx.target, 6, { connections: want, concurrency: S.concurrency }, {
+      throughput: Math.round(connected / (ms / 1000)),
+      throughput_unit: "connects/s (token verified)",
+      latency_ms: latencyOf(lat),
+      ...resources(m),
+      status: failed ? "error" : "ok",
+      ...(failed ? { error: `${failed} connects failed: ${parts.find((p) => p.firstFailure)?.firstFailure}` } : {}),
+      details: { connected, failed, ms: Math.round(ms), latency_note: "latency = connect start → the server's ready frame" },
+    }),
+  );
+  log(`  (6) storm: ${connected}/${want} in ${Math.round(ms)} ms (${Math.round(connected / (ms / 1000))}/s); connect p50 ${lat.p50} p99 ${lat.p99} ms`);
+}
+
+/**
+ * Waits (up to `maxMs`) until processes outside the bench use less than 10 % of a core over a second, so a
+ * target does not start while the previous one's teardown (or anything else) still loads the machine.
+ * Stolen time (the hypervisor's other guests) counts as load too. Resolves with { waitedMs, otherCpu }.
+ */
+async function waitQuiet(maxMs) {
+  const t = performance.now();
+  let other = null;
+  while (performance.now() - t < maxMs) {
+    const ours = [process.pid, ...loadPids];
+    const before = ours.map(cpuTicks);
+    const m0 = machineTicks();
+    const t1 = performance.now();
+    await sleep(1_000);
+    const seconds = (performance.now() - t1) / 1000;
+    const oursTicks = ours.reduce((n, pid, i) => n + Math.max(0, cpuTicks(pid) - before[i]), 0);
+    const m1 = machineTicks();
+    other = Math.round(((Math.max(0, m1.busy - m0.busy - oursTicks) + (m1.steal - m0.steal)) / 100 / seconds) * 1000) / 10;
+    if (other < 10) break;
+  }
+  return { waitedMs: Math.round(performance.now() - t), otherCpu: other };
+}
+
+// ───────────────────────────── targets ─────────────────────────────
+
+async function startTarget(id, env) {
+  const { runDir, pinning, sms, relayState } = env;
+  const cores = pinning.serverCores;
+  const envVars = { ...process.env, ...WRANGLER_ENV };
+  if (id === "relay-workerd" || id === "relay-wrangler-dev") {
+    const handle =
+      id === "relay-workerd"
+        ? await startRelayDirect({ root: ROOT, persist: relayState.dir, sms, pinning, cores, env: envVars })
+        : await startRelayDev({ root: ROOT, persist: relayState.dir, sms, pinning, cores, env: envVars });
+    const need = Math.max(profile.pairs * 2 + profile.backlog.length * 2, profile.idle.relay, profile.storm.relay);
+    if (relayState.users.length < need) {
+      const t = performance.now();
+      // Registration is the rig's slowest step (~50/s): spend at most a third of this target's time on it.
+      const regDeadline = Date.now() + Math.max(15_000, env.targetBudgetMs / 3);
+      const more = await registerUsers(handle.baseUrl, sms, relayState.users.length, need - relayState.users.length, regDeadline);
+      relayState.users.push(...more);
+      relayState.registration = { users: relayState.users.length, perSecond: Math.round((more.length / ((performance.now() - t) / 1000)) * 10) / 10, via: id };
+      log(`  registered ${more.length} users in ${((performance.now() - t) / 1000).toFixed(1)} s (${relayState.registration.perSecond}/s)`);
+    }
+    if (relayState.users.length < profile.pairs * 2 + profile.backlog.length * 2) throw new Error(`only ${relayState.users.length} users registered in time`);
+    return {
+      ...handle,
+      kind: "relay",
+      server: id === "relay-workerd" ? "workerd (user worker URL, no dev proxy)" : "wrangler dev (through its dev proxy)",
+      ids: identitiesFor("relay", relayState.users),
+      poolSize: relayState.users.length,
+      target: { kind: "relay", baseUrl: handle.baseUrl },
+    };
+  }
+  if (id === "ws-memory" || id === "ws-sqlite") {
+    const store = id === "ws-memory" ? "memory" : "sqlite";
+    const db = join(runDir, `${id}.db`);
+    const command = pinned(pinning, cores, [process.execPath, join(ROOT, "bench", "peers", "ws-relay.mjs"), "--store", store, "--db", db, "--public-key", PEER_PUBLIC_KEY]);
+    const server = spawnGroup(command, { cwd: ROOT });
+    let port;
+    for (let i = 0; i < 200 && !port; i++) {
+      const line = server.log.find((l) => l.startsWith('{"ready"'));
+      if (line) port = JSON.parse(line).port;
+      else if (server.exited()) throw new Error(`${id} exited:\n${server.log.join("\n")}`);
+      else await sleep(50);
+    }
+    if (!port) {
+      await server.stop();
+      throw new Error(`${id} did not start`);
+    }
+    const baseUrl = `http://127.0.0.1:${port}`;
+    return {
+      baseUrl,
+      kind: "ws",
+      server: `node ${process.version} (ws ${versionOf(join(ROOT, "node_modules/ws/package.json"))})`,
+      servingPids: () => [server.pgid],
+      allPids: () => [server.pgid],
+      stop: () => server.stop(),
+      log: server.log,
+      ids: identitiesFor("ws"),
+      target: { kind: "ws", baseUrl },
+    };
+  }
+  if (id === "room-do") {
+    // A copy in the run directory: wrangler writes its bundle beside the config (.wrangler/), not in the repo.
+    const src = join(runDir, "room-do-src");
+    mkdirSync(src, { recursive: true });
+    for (const f of ["worker.js", "wrangler.toml"]) copyFileSync(join(ROOT, "bench", "peers", "room-do", f), join(src, f));
+    const handle = await startWorkerd({
+      root: ROOT,
+      config: join(src, "wrangler.toml"),
+      persist: join(runDir, "room-do"),
+      migrate: false,
+      bindings: { PUBLIC_KEY: { type: "plain_text", value: PEER_PUBLIC_KEY } },
+      pinning,
+      cores,
+      env: envVars,
+    });
+    return { ...handle, kind: "room", server: "workerd (user worker URL, no dev proxy)", ids: identitiesFor("room"), target: { kind: "room", baseUrl: handle.baseUrl } };
+  }
+  if (id === "ejabberd") {
+    const installed = ensureEjabberd({ install: profile.installEjabberd && !flags["no-install"], log });
+    if (!installed.ok) return { skipped: installed.note };
+    env.versions.ejabberd = installed.version;
+    const dir = join(runDir, "ejabberd");
+    mkdirSync(dir, { recursive: true });
+    const users = [];
+    for (let i = 0; i < profile.pairs; i++) users.push({ user: `p${i}s`, password: "bench" }, { user: `p${i}r`, password: "bench" });
+    for (let k = 0; k < profile.backlog.length; k++) users.push({ user: `b${k}s`, password: "bench" }, { user: `b${k}r`, password: "bench" });
+    const port = await freePort();
+    const server = await startEjabberd({ dir, port, distPort: await freePort(), users, pinning, cores });
+    const { groupProcesses } = await import("./lib/proc.mjs");
+    return {
+      kind: "xmpp",
+      server: `ejabberd ${installed.version} (beam.smp; offline spool in SQLite)`,
+      servingPids: () => groupProcesses(server.pgid).filter((p) => p.comm.startsWith("beam")).map((p) => p.pid),
+      allPids: () => groupProcesses(server.pgid).map((p) => p.pid),
+      stop: () => server.stop(),
+      log: server.log,
+      ids: identitiesFor("xmpp"),
+      spoolDb: server.dbPath,
+      target: { kind: "xmpp", port },
+    };
+  }
+  throw new Error(`unknown target ${id}`);
+}
+
+// ───────────────────────────── main ─────────────────────────────
+
+async function main() {
+  const started = Date.now();
+  const deadline = started + profile.budgetMs;
+  const pinning = pinningPlan(MACHINE_CPUS, flags["no-pin"]);
+  if (pinning.pin) execFileSync("taskset", ["-a", "-cp", pinning.loadCores, String(process.pid)], { stdio: "ignore" });
+  const base = flags.storage === "tmpfs" ? "/dev/shm" : tmpdir();
+  const runDir = mkdtempSync(join(base, "relay-bench-"));
+  chmodSync(runDir, 0o755); // ejabberd runs as its own user
+  const storage = { kind: flags.storage, path: runDir, fs: fsType(runDir) };
+  const versions = {
+    node: process.version,
+    wrangler: versionOf(join(ROOT, "node_modules/wrangler/package.json")),
+    workerd: workerdVersion(),
+    ws: versionOf(join(ROOT, "node_modules/ws/package.json")),
+    xmppClient: versionOf(join(ROOT, "node_modules/@xmpp/client/package.json")),
+  };
+  const settings = {
+    observability: "off (X_LOCAL_OBSERVABILITY=false in the environment of every wrangler/workerd process)",
+    devProxy: {
+      "relay-workerd": "skipped: load sent to the user worker's own URL (proxyData.userWorkerUrl)",
+      "relay-wrangler-dev": "through wrangler dev's proxy (the real `npm start`)",
+      "room-do": "skipped: load sent to the user worker's own URL",
+      "ws-memory": "n/a (plain Node server)",
+      "ws-sqlite": "n/a (plain Node server)",
+      ejabberd: "n/a (plain TCP c2s)",
+    },
+    pinning: pinning.pin
+      ? `every server (its whole process group) taskset -c ${pinning.serverCores}; ${profile.loadWorkers} load workers + orchestrator taskset -c ${pinning.loadCores}`
+      : `none (${pinning.why})`,
+    storage: `${storage.kind} (${storage.fs} at ${base})`,
+    storageNote: "Relay's and the room DO's state (--persist-to), ws-sqlite's database and ejabberd's SQLite database all live there",
+  };
+  log(`relay bench (${mode}): targets ${targetIds.join(", ")}; workloads ${[...workloads].join(",")}; budget ${profile.budgetMs / 1000} s`);
+  log(`settings: observability off; ${settings.pinning}; storage ${storage.kind} (${storage.fs})`);
+
+  // Load workers: separate processes, each with its own 127.0.0.x source addresses.
+  const children = [];
+  const addrsOf = (w) => Array.from({ length: 4 }, (_, j) => `127.0.0.${10 + w * 4 + j}`);
+  workers = await Promise.all(
+    Array.from({ length: profile.loadWorkers }, async (_, w) => {
+      const command = pinned(pinning, pinning.loadCores, [
+        process.execPath,
+        "--disable-warning=ExperimentalWarning",
+        join(ROOT, "bench", "lib", "load-worker.mjs"),
+        "--index",
+        String(w),
+        "--addrs",
+        addrsOf(w).join(","),
+      ]);
+      const { spawn } = await import("node:child_process");
+      const child = spawn(command[0], command.slice(1), { cwd: ROOT, stdio: ["ignore", "inherit", "pipe", "ipc"] });
+      children.push(child);
+      child.stderr.on("data", (d) => process.stderr.write(`[load ${w}] ${d}`));
+      await withTimeout(new Promise((resolve) => child.on("message", (m) => m?.type === "up" && resolve())), 30_000, `load worker ${w}`);
+      return rpcChild(child, `load worker ${w}`);
+    }),
+  );
+  loadPids = children.map((c) => c.pid);
+  const cleanup = () => {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+    killAllGroups();
+    rmSync(runDir, { recursive: true, force: true });
+  };
+  process.on("exit", cleanup);
+  process.once("SIGINT", () => process.exit(130));
+  process.once("SIGTERM", () => process.exit(143));
+  setTimeout(() => {
+    console.error("bench: over budget by 90 s, stopping");
+    process.exit(2);
+  }, profile.budgetMs + 90_000).unref();
+
+  const sms = await startSmsCapture();
+  const relayState = { dir: join(runDir, "relay"), users: [] };
+  const rows = [];
+  const notes = [];
+  const targets = {};
+  let reference = null;
+  try {
+    for (const [i, id] of targetIds.entries()) {
+      const remainingWeight = targetIds.slice(i).reduce((n, t) => n + (profile.weights[t] ?? 1), 0);
+      const targetBudgetMs = ((deadline - Date.now()) * (profile.weights[id] ?? 1)) / remainingWeight;
+      const target = { id, label: LABELS[id], kind: KIND[id] };
+      targets[id] = { label: LABELS[id], status: "ok" };
+      if (targetBudgetMs < 10_000) {
+        targets[id] = { label: LABELS[id], status: "skipped", note: "time budget" };
+        notes.push(`${id}: skipped (time budget)`);
+        continue;
+      }
+      log(`\n▶ ${LABELS[id]} (${Math.round(targetBudgetMs / 1000)} s)`);
+      const quiet = await waitQuiet(mode === "full" ? 30_000 : 5_000);
+      if (quiet.waitedMs > 1_500) log(`  waited ${quiet.waitedMs} ms for the machine to settle (other CPU ${quiet.otherCpu}%)`);
+      const t0 = performance.now();
+      let handle;
+      try {
+        handle = await startTarget(id, { runDir, pinning, sms, relayState, targetBudgetMs, versions });
+      } catch (error) {
+        targets[id] = { label: LABELS[id], status: "error", note: String(error?.message ?? error).split("\n").slice(0, 6).join("\n") };
+        notes.push(`${id}: could not start: ${String(error?.message ?? error).split("\n")[0]}`);
+        rows.push(row({ id, server: "—" }, "start", {}, { status: "error", error: String(error?.message ?? error).split("\n").slice(0, 6).join("\n") }));
+        log(`  could not start: ${error?.message ?? error}`);
+        continue;
+      }
+      if (handle.skipped) {
+        targets[id] = { label: LABELS[id], status: "skipped", note: handle.skipped };
+        notes.push(`${id}: skipped: ${handle.skipped}`);
+        log(`  skipped: ${handle.skipped}`);
+        continue;
+      }
+      target.server = handle.server;
+      targets[id].server = handle.server;
+      targets[id].settle = quiet;
+      targets[id].startMs = Math.round(performance.now() - t0);
+      const ctx = {
+        target,
+        kind: handle.kind,
+        ids: handle.ids,
+        poolSize: handle.poolSize,
+        spoolDb: handle.spoolDb,
+        sentAcks: handle.kind !== "xmpp",
+        monitor: new Monitor(handle.servingPids, { ours: () => [...(handle.allPids?.() ?? handle.servingPids()), ...loadPids] }),
+        rows: [],
+        notes: [],
+        tag: `${Date.now().toString(36)}-`,
+        deadline: Date.now() + targetBudgetMs - (performance.now() - t0),
+      };
+      try {
+        await Promise.all(workers.map((call) => call("setup", { target: { ...handle.target, tag: ctx.tag } }, 30_000)));
+        if (workloads.has(1) || workloads.has(2)) await throughputAndLatency(ctx, id === "relay-workerd" ? null : reference);
+        if (id === "relay-workerd" && ctx.maxSustained) reference = { rate: ctx.maxSustained, from: "relay-workerd max sustained" };
+        if (workloads.has(3)) await backlogDrain(ctx);
+        // Fan-out last: it is the one workload Relay cannot run yet ("if time allows").
+        if (handle.kind === "xmpp") {
+          if (workloads.has(5) || workloads.has(6)) ctx.rows.push(row(target, "5/6", {}, { status: "skipped", note: "ejabberd is measured on workloads 1–3 only" }));
+        } else {
+          if (workloads.has(5)) await idleConnections(ctx);
+          if (workloads.has(6)) await reconnectStorm(ctx);
+        }
+        if (workloads.has(4)) {
+          if (handle.kind === "relay") ctx.rows.push(row(target, 4, { members: profile.fanout.sizes.join("/") }, { status: "not-implemented", note: "Relay has no groups yet (roadmap step 4)" }));
+          else if (handle.kind === "xmpp") ctx.rows.push(row(target, 4, {}, { status: "skipped", note: "ejabberd is measured on workloads 1–3 only" }));
+          else await groupFanout(ctx);
+        }
+      } catch (error) {
+        const message = String(error?.message ?? error);
+        ctx.rows.push(row(target, "run", {}, { status: "error", error: message.split("\n").slice(0, 8).join("\n") }));
+        targets[id].status = "error";
+        targets[id].note = message.split("\n")[0];
+        targets[id].logTail = handle.log?.slice(-20);
+        log(`  failed: ${message}\n  server log tail:\n    ${(handle.log ?? []).slice(-10).join("\n    ")}`);
+      } finally {
+        const stopped = await handle.stop();
+        targets[id].stopped = stopped?.groupGone ?? true;
+        targets[id].seconds = Math.round((performance.now() - t0) / 1000);
+      }
+      rows.push(...ctx.rows);
+      notes.push(...ctx.notes.map((n) => `${id}: ${n}`));
+    }
+  } finally {
+    await Promise.all(workers.map((call) => call("exit", {}, 5_000).catch(() => undefined)));
+    await sleep(200);
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+    await sms.close();
+    rmSync(runDir, { recursive: true, force: true });
+  }
+
+  const finished = Date.now();
+  const args = process.argv.slice(2);
+  const result = {
+    benchmark: "relay-bench",
+    schema: 1,
+    mode,
+    startedAt: new Date(started).toISOString(),
+    durationS: Math.round((finished - started) / 1000),
+    command: {
+      npm: process.env.npm_lifecycle_event === "bench" ? `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}` : null,
+      argv: [process.execPath, ...process.argv.slice(1)].join(" "),
+      env: WRANGLER_ENV,
+    },
+    machine: {
+      cores: MACHINE_CPUS,
+      cpuModel: cpus()[0]?.model,
+      memoryGb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+      kernel: release(),
+      openFilesLimit: openFilesLimit(),
+      ...versions,
+    },
+    settings,
+    profile,
+    relayRegistration: relayState.registration ?? null,
+    targets,
+    rows,
+    notes,
+  };
+  const outDir = flags.out ?? join(ROOT, "bench", "results");
+  const chartsDir = mode === "full" && !flags.out && !flags.targets && !flags.workloads ? join(ROOT, "bench", "charts") : join(outDir, "charts");
+  const files = writeReports(result, { outDir, chartsDir, stamp: new Date(started).toISOString().replace(/[:.]/g, "-") });
+  log(`\nresults: ${files.json}\n         ${files.md}\ncharts:  ${files.charts.join(", ")}\n(total ${result.durationS} s)`);
+  const errored = rows.filter((r) => r.status === "error");
+  if (errored.length) log(`${errored.length} row(s) with errors: ${errored.map((r) => `${r.peer}/${r.workload}`).join(", ")}`);
+  process.exit(0);
+}
+
+main().catch((error) => {
+  console.error(error?.stack ?? error);
+  process.exit(1);
+});
+

@@ -1,0 +1,85 @@
+/**
+ * The benchmark harness runs and its output is well-formed (`npm run bench -- --smoke`: Relay direct on
+ * workerd and the two Node ws peers, a few hundred messages). No figure is asserted: numbers depend on the
+ * machine; this proves the harness, its load workers, peers and reports work end to end.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const out = mkdtempSync(join(tmpdir(), "relay-bench-smoke-"));
+
+interface Row {
+  workload: string;
+  peer: string;
+  params: Record<string, unknown>;
+  status: string;
+  throughput: number | null;
+  latency_ms: { p50: number | null; p99: number | null; p999: number | null };
+  cpu: number | null;
+  rss_mb: number | null;
+  fds: number | null;
+  error?: string;
+}
+
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe("npm run bench -- --smoke", () => {
+  it("runs Relay and the ws peers and writes well-formed JSON, Markdown and SVG charts", () => {
+    const run = spawnSync(process.execPath, ["bench/run.mjs", "--smoke", "--out", out], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 150_000,
+      env: {
+        ...process.env,
+        CLOUDFLARE_CF_FETCH_ENABLED: "false",
+        WRANGLER_SEND_METRICS: "false",
+        DO_NOT_TRACK: "1",
+        WRANGLER_HIDE_BANNER: "true",
+        X_LOCAL_OBSERVABILITY: "false",
+      },
+    });
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+
+    const jsonFile = readdirSync(out).find((f) => f.endsWith(".json"));
+    expect(jsonFile).toBeDefined();
+    const result = JSON.parse(readFileSync(join(out, jsonFile!), "utf8"));
+    expect(result.mode).toBe("smoke");
+    expect(result.machine.cores).toBeGreaterThan(0);
+    for (const key of ["node", "workerd", "wrangler"]) expect(typeof result.machine[key]).toBe("string");
+    for (const key of ["observability", "devProxy", "pinning", "storage"]) expect(result.settings[key]).toBeTruthy();
+    expect(result.command.argv).toContain("bench/run.mjs");
+
+    const rows: Row[] = result.rows;
+    expect(rows.length).toBeGreaterThan(0);
+    const errored = rows.filter((r) => r.status === "error");
+    expect(errored, JSON.stringify(errored, null, 2)).toEqual([]);
+    for (const id of ["relay-workerd", "ws-memory", "ws-sqlite"]) {
+      expect(result.targets[id]?.status, id).toBe("ok");
+      expect(rows.some((r) => r.peer === id && r.status === "ok")).toBe(true);
+    }
+    for (const r of rows) {
+      for (const key of ["workload", "peer", "params", "throughput", "latency_ms", "cpu", "rss_mb", "fds"]) expect(r, `${r.peer} ${r.workload}`).toHaveProperty(key);
+      expect(Object.keys(r.latency_ms).sort()).toEqual(["p50", "p99", "p999"]);
+      if (r.status !== "ok") continue;
+      for (const v of [r.throughput, r.cpu, r.rss_mb, r.fds]) expect(Number.isFinite(v), `${r.peer} ${r.workload} ${JSON.stringify(r)}`).toBe(true);
+      if (r.workload !== "1:1 max sustained" || r.throughput) {
+        for (const v of Object.values(r.latency_ms)) expect(Number.isFinite(v), `${r.peer} ${r.workload} latency`).toBe(true);
+      }
+    }
+    // Relay has no groups yet: its fan-out row says so instead of a number.
+    expect(rows.find((r) => r.peer === "relay-workerd" && r.workload === "group fan-out")?.status).toBe("not-implemented");
+
+    const md = readFileSync(join(out, jsonFile!.replace(/\.json$/, ".md")), "utf8");
+    expect(md).toContain("Relay ÷ peer");
+    for (const chart of ["throughput-vs-offered.svg", "p99-vs-offered.svg", "latency-distribution.svg"]) {
+      const file = join(out, "charts", chart);
+      expect(existsSync(file), chart).toBe(true);
+      expect(readFileSync(file, "utf8")).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/);
+    }
+  }, 180_000);
+});
