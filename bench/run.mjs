@@ -959,6 +959,16 @@ async function main() {
     rmSync(runDir, { recursive: true, force: true });
   }
 
+  // SDK crypto beside libsignal's native library, same machine, same run (issue 7); not in --smoke.
+  if (mode !== "smoke") {
+    try {
+      const { cryptoRows } = await import("./crypto/run.mjs");
+      rows.push(...cryptoRows(mode === "quick" ? 150 : 500));
+    } catch (error) {
+      notes.push(`crypto: ${String(error?.message ?? error).split("\n")[0]}`);
+    }
+  }
+
   const finished = Date.now();
   const args = process.argv.slice(2);
   const result = {

@@ -42,7 +42,7 @@ async function measure(n: number, op: (i: number) => Promise<unknown>) {
 
 function row(peer: string, op: string, result: Awaited<ReturnType<typeof measure>>) {
   const rss = process.memoryUsage().rss / 1048576;
-  console.log(JSON.stringify({ workload: "crypto", peer, params: { op, bytes: plaintext.length }, ...result, cpu: null, rss_mb: Number(rss.toFixed(1)), fds: null }));
+  console.log(JSON.stringify({ workload: "crypto", peer, params: { op, bytes: plaintext.length }, status: "ok", ...result, cpu: null, rss_mb: Number(rss.toFixed(1)), fds: null }));
 }
 
 /** 1:1 sessions: setup (bundle → first message → responder decrypts), then ratchet messages one way. */
