@@ -106,7 +106,7 @@ const PROFILES = {
     marginMs: 1_500,
   },
   smoke: {
-    budgetMs: 50_000,
+    budgetMs: 120_000,
     targets: ["relay-workerd", "ws-memory", "ws-sqlite"],
     weights: { "relay-workerd": 2.5, "ws-memory": 1, "ws-sqlite": 1 },
     loadWorkers: 2,

@@ -33,7 +33,7 @@ describe("npm run bench -- --smoke", () => {
     const run = spawnSync(process.execPath, ["bench/run.mjs", "--smoke", "--out", out], {
       cwd: ROOT,
       encoding: "utf8",
-      timeout: 150_000,
+      timeout: 240_000,
       env: {
         ...process.env,
         CLOUDFLARE_CF_FETCH_ENABLED: "false",
@@ -81,5 +81,5 @@ describe("npm run bench -- --smoke", () => {
       expect(existsSync(file), chart).toBe(true);
       expect(readFileSync(file, "utf8")).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/);
     }
-  }, 180_000);
+  }, 270_000);
 });
