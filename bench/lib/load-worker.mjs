@@ -232,9 +232,20 @@ const commands = {
   /** Connects sender/recipient pairs (each pair lives in this one process, so latency needs one clock). */
   async pairsConnect({ list }) {
     const handlers = { onDeliver: onPairDelivery, onSent: onPairSent, onError: onPairError };
+    // Setup, not measurement: a connect that fails is tried again (twice) before the workload gives up.
+    const connect = async (identity, room) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await adapter.connect(identity, handlers, { room, presence: true }, 15_000);
+        } catch (error) {
+          if (attempt === 2) throw error;
+          await sleep(500);
+        }
+      }
+    };
     pairs = await pool(list, 20, async (p) => {
-      const sender = await adapter.connect(p.sender, handlers, { room: p.room, presence: true });
-      const recipient = await adapter.connect(p.recipient, handlers, { room: p.room, presence: true });
+      const sender = await connect(p.sender, p.room);
+      const recipient = await connect(p.recipient, p.room);
       const [prefix, suffix] = adapter.template(p.recipient);
       return { sender, recipient, prefix, suffix };
     });

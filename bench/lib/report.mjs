@@ -263,7 +263,7 @@ export function charts(result) {
   const rows = result.rows;
   const targets = ORDER.filter((p) => rows.some((r) => r.peer === p && r.workload_id === "1" && r.status === "ok"));
   const s = result.settings;
-  const sub = `${result.mode} run ${result.startedAt.slice(0, 16)}Z · ${result.machine.cores} cores · observability off · storage ${s.storage.split(":")[0]} · ${s.pinning.startsWith("none") ? "no pinning" : "server core 0, load core 1"}`;
+  const sub = `${result.mode} run ${result.startedAt.slice(0, 16).replace("T", " ")}Z · ${result.machine.cores} cores · observability off · ${s.storage.split(/[ :]/)[0]} · ${s.pinning.startsWith("none") ? "no pinning" : "server core 0, load core 1"}`;
   const out = {};
   const ladder = (p) => rows.filter((r) => r.peer === p && r.workload_id === "1" && r.status === "ok").sort((a, b) => a.params.offered_per_s - b.params.offered_per_s);
   if (targets.length) {
@@ -279,12 +279,12 @@ export function charts(result) {
       xAxis,
       yAxis,
       diagonal: true,
-      series: targets.map((p) => ({ id: p, name: `${SHORT[p]}${p === "relay-wrangler-dev" ? " (proxy)" : ""}`, points: ladder(p).map((r) => [r.params.offered_per_s, r.throughput, { hollow: !r.sustained }]) })),
+      series: targets.map((p) => ({ id: p, name: SHORT[p], points: ladder(p).map((r) => [r.params.offered_per_s, r.throughput, { hollow: !r.sustained }]) })),
     });
     const p99s = targets.flatMap((p) => ladder(p).map((r) => r.latency_ms.p99));
     out["p99-vs-offered.svg"] = lineChart({
       title: "1:1 durable messages: p99 delivery latency vs offered rate",
-      subtitle: `${sub} · hollow: step not sustained`,
+      subtitle: `${sub} · hollow: not sustained`,
       xLabel: "offered rate (msg/s, open loop)",
       yLabel: "p99 latency from scheduled send (ms)",
       xAxis,
@@ -300,12 +300,12 @@ export function charts(result) {
   if (dist.length) {
     const P = [50, 90, 99, 99.9, 99.99];
     const px = (p) => -Math.log10(1 - p / 100);
-    const xAxis = { min: px(50), max: px(99.99), map: (p) => (px(p) - px(50)) / (px(99.99) - px(50)), ticks: P.map((p) => [p, `${p}%`]) };
+    const xAxis = { min: 50, max: 99.99, map: (p) => (px(p) - px(50)) / (px(99.99) - px(50)), ticks: P.map((p) => [p, `${p}%`]) };
     const values = dist.flatMap((r) => r.details.latency_curve.filter(([p]) => p >= 50 && p <= 99.99).map(([, v]) => v));
     const rate = dist[0].params.offered_per_s;
     out["latency-distribution.svg"] = lineChart({
-      title: `Delivery latency distribution at ${fmt(rate)} msg/s offered (same rate for every target)`,
-      subtitle: `${sub} · ${fraction * 100} % of Relay (workerd)'s highest sustained rate`,
+      title: `Delivery latency distribution at ${fmt(rate)} msg/s offered (every target)`,
+      subtitle: `${sub} · ${fraction * 100} % of Relay's max`,
       xLabel: "percentile",
       yLabel: "latency from scheduled send (ms)",
       xAxis,
