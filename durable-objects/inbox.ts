@@ -38,6 +38,10 @@ export interface AckedMessage {
 type Origin = [string | null, number | null, string | null, number];
 const NO_ORIGIN: Origin = [null, null, null, 0];
 
+/** The sender name under which a group's entries are deduped and their delivered receipts owed. */
+export const groupOrigin = (groupId: string) => `group:${groupId}`;
+export const GROUP_ORIGIN_PREFIX = "group:";
+
 const withSeq = (seq: number, envelope: string) => `{"seq":${seq},${envelope.slice(1)}`;
 
 export class Inbox {
@@ -139,6 +143,18 @@ export class Inbox {
       const origin: Origin = receiptOwed ? [sender, senderDevice, clientId, shared] : NO_ORIGIN;
       stored.set(message.device, this.append(message.device, envelope, origin));
     }
+    return stored;
+  }
+
+  /**
+   * Appends a group entry for every device of this user but `exceptDevice` (the one that sent it). `receiptFor`:
+   * the group and sequence whose first acknowledgement owes the group a delivered receipt.
+   */
+  storeGroupEntry(envelope: string, exceptDevice: number | undefined, receiptFor?: { group: string; seq: number }): Map<number, StoredEnvelope> {
+    const stored = new Map<number, StoredEnvelope>();
+    const devices = [...this.devices.keys()].filter((d) => d !== exceptDevice);
+    const origin: Origin = receiptFor ? [groupOrigin(receiptFor.group), 0, String(receiptFor.seq), devices.length > 1 ? 1 : 0] : NO_ORIGIN;
+    for (const deviceId of devices) stored.set(deviceId, this.append(deviceId, envelope, origin));
     return stored;
   }
 

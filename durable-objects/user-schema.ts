@@ -52,4 +52,10 @@ CREATE TABLE IF NOT EXISTS receipt_outbox (
   target  TEXT NOT NULL,
   receipt TEXT NOT NULL -- JSON ReceiptDelivery
 );
+-- The groups and channels this user is a member of (kept by the groups' fan-out).
+CREATE TABLE IF NOT EXISTS groups (
+  group_id TEXT PRIMARY KEY,
+  kind     TEXT NOT NULL, -- group | channel
+  fanout   TEXT NOT NULL  -- write | read
+) WITHOUT ROWID;
 `;

@@ -8,6 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { DeviceMismatch, ErrorCode } from "../src/protocol/errors";
 import {
+  CLIENT_FRAME_TYPES,
   CLOSE_CODES,
   PING_FRAME,
   PONG_FRAME,
@@ -18,15 +19,19 @@ import {
   type SendFrame,
   type ServerFrame,
 } from "../src/protocol/frames";
+import type { GroupEpoch, GroupMembership, GroupReadFrame, GroupReceiptCounts, GroupSendFrame } from "../src/protocol/groups";
 import type { PreKey, PreKeyCounts, Settings, SignedPreKey } from "../src/protocol/http";
 import { LIMITS } from "../src/protocol/limits";
 import { logger, type Logger } from "../src/log";
 import { deviceMismatch } from "./device-check";
-import { Inbox, type ReceiptDelivery, type StoredEnvelope } from "./inbox";
+import type { GroupDelivery } from "./group-fanout";
+import { GROUP_ORIGIN_PREFIX, groupOrigin, Inbox, type ReceiptDelivery, type StoredEnvelope } from "./inbox";
 import { PreKeyPool, type ClaimedPreKeys } from "./prekeys";
 import { ReceiptOutbox } from "./receipt-outbox";
 import { RecipientQueues } from "./recipient-queues";
 import { deviceTag, saveSocketState, socketState, type SocketState } from "./socket-state";
+import { UserGroups, type GroupRef } from "./user-groups";
+import type { GroupDO } from "./group";
 import { USER_SCHEMA } from "./user-schema";
 
 /** One send addressed to this user, as the sender's UserDO forwards it. */
@@ -55,6 +60,7 @@ export class UserDO extends DurableObject<Env> {
   private readonly log: Logger;
   private readonly outgoing: RecipientQueues;
   private readonly receipts: ReceiptOutbox;
+  private readonly groups: UserGroups;
   private readonly stubs = new Map<string, DurableObjectStub<UserDO>>();
   private userId: string | null;
   private readReceipts: boolean;
@@ -70,9 +76,10 @@ export class UserDO extends DurableObject<Env> {
     this.receipts = new ReceiptOutbox(
       this.sql,
       ctx.storage,
-      (target, receipts) => this.callUser(target, (stub) => stub.storeReceipts(receipts)),
+      (target, receipts) => this.handOverReceipts(target, receipts),
       (error) => this.log.info("receipts", { outcome: "retry_later", error: String(error) }),
     );
+    this.groups = new UserGroups(this.sql);
     this.userId = this.meta("user_id");
     this.readReceipts = this.meta("read_receipts") !== "0";
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -191,6 +198,45 @@ export class UserDO extends DurableObject<Env> {
     return results;
   }
 
+  // ---- From GroupDOs ----
+
+  /**
+   * Stores a group's entries for this user's devices, in group order, each (group, sequence) once however often
+   * the group hands it over; keeps the user's list of groups as memberships change.
+   */
+  async deliverGroup(group: GroupRef, items: GroupDelivery[]): Promise<void> {
+    const me = this.userId;
+    if (me === null) return; // no such user: nothing to store, and nothing to retry
+    const origin = groupOrigin(group.groupId);
+    const ts = Date.now();
+    const fresh = new FreshEnvelopes();
+    this.receipts.settle();
+    for (const item of items) {
+      if (this.inbox.accept(origin, 0, String(item.groupSeq), ts) !== undefined) continue;
+      if (item.membership !== undefined) this.groups.set(group, item.membership);
+      if (item.envelope === undefined) continue;
+      const receiptFor = item.kind === "message" && !item.sender ? { group: group.groupId, seq: item.groupSeq } : undefined;
+      fresh.add(this.inbox.storeGroupEntry(item.envelope, item.sender?.deviceId, receiptFor));
+    }
+    fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
+  }
+
+  /** A fan-out-on-read group has entries up to `upTo`: tells the live sockets. False when none is open. */
+  async groupNotice(groupId: string, upTo: number): Promise<boolean> {
+    const sockets = this.ctx.getWebSockets();
+    for (const ws of sockets) send(ws, { type: "group_notice", group: groupId, upTo });
+    return sockets.length > 0;
+  }
+
+  /** New receipt counts of this user's group messages, for the live sockets. */
+  async groupReceipts(groupId: string, counts: GroupReceiptCounts[]): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) send(ws, { type: "group_receipts", group: groupId, counts });
+  }
+
+  async groupList(): Promise<GroupMembership[]> {
+    return this.groups.list();
+  }
+
   // ---- Sockets ----
 
   override async fetch(request: Request): Promise<Response> {
@@ -213,6 +259,7 @@ export class UserDO extends DurableObject<Env> {
     send(server, { type: "ready", userId, deviceId, pending: this.inbox.pendingCount(deviceId) });
     this.pump(deviceId);
     this.inbox.forgetAcceptedBefore(Date.now() - LIMITS.dedupeWindowMs);
+    void this.watchGroups(server);
     this.log.info("connect", { outcome: "ok", device: deviceId });
     return new Response(null, { status: 101, webSocket: client, headers: protocol });
   }
@@ -255,7 +302,7 @@ export class UserDO extends DurableObject<Env> {
     }
     const type = (json as { type?: unknown } | null)?.type;
     const id = typeof (json as { id?: unknown }).id === "string" ? (json as { id: string }).id : undefined;
-    if (type !== "send" && type !== "ack" && type !== "read") {
+    if (!(CLIENT_FRAME_TYPES as readonly unknown[]).includes(type)) {
       return this.fail(ws, "unknown_frame", `unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}`, id);
     }
     const parsed = clientFrameSchema.safeParse(json);
@@ -273,6 +320,12 @@ export class UserDO extends DurableObject<Env> {
         break;
       case "read":
         await this.handleRead(ws, state, frame);
+        break;
+      case "group_send":
+        await this.handleGroupSend(ws, state, frame);
+        break;
+      case "group_read":
+        await this.handleGroupRead(ws, frame);
         break;
     }
     return frame.type;
@@ -367,6 +420,52 @@ export class UserDO extends DurableObject<Env> {
     }
   }
 
+  private async handleGroupSend(ws: WebSocket, state: SocketState, frame: GroupSendFrame): Promise<void> {
+    try {
+      const outcome = await this.group(frame.group).send({ userId: this.userId!, deviceId: state.device }, frame);
+      if (outcome.ok) send(ws, { type: "sent", id: frame.id, ts: outcome.value.ts, groupSeq: outcome.value.groupSeq });
+      else this.fail(ws, outcome.code, outcome.message, frame.id, undefined, outcome.group);
+    } catch (error) {
+      this.log.info("group_send", { outcome: "group_unavailable", error: String(error) });
+      this.fail(ws, "internal", "group unavailable; retry with the same id", frame.id);
+    }
+  }
+
+  private async handleGroupRead(ws: WebSocket, frame: GroupReadFrame): Promise<void> {
+    if (!this.readReceipts) {
+      send(ws, { type: "sent", id: frame.id, ts: Date.now(), dropped: true });
+      return;
+    }
+    try {
+      await this.group(frame.group).recordReceipts(this.userId!, "read", frame.seqs);
+      send(ws, { type: "sent", id: frame.id, ts: Date.now() });
+    } catch (error) {
+      this.log.info("group_read", { outcome: "group_unavailable", error: String(error) });
+      this.fail(ws, "internal", "group unavailable; retry with the same id", frame.id);
+    }
+  }
+
+  /** Registers a newly connected device with the user's fan-out-on-read groups and tells it where each log is. */
+  private async watchGroups(ws: WebSocket): Promise<void> {
+    await Promise.all(
+      this.groups.readByCursor().map(async (groupId) => {
+        try {
+          const head = await this.group(groupId).watch(this.userId!);
+          if (head !== null) send(ws, { type: "group_notice", group: groupId, upTo: head });
+        } catch (error) {
+          this.log.info("group_watch", { outcome: "group_unavailable", error: String(error) });
+        }
+      }),
+    );
+  }
+
+  /** Delivered receipts go to the sender's UserDO, or, for group messages, to the group (which counts them). */
+  private async handOverReceipts(target: string, receipts: ReceiptDelivery[]): Promise<unknown> {
+    if (!target.startsWith(GROUP_ORIGIN_PREFIX)) return this.callUser(target, (stub) => stub.storeReceipts(receipts));
+    const seqs = receipts.flatMap((r) => r.refs.map((ref) => Number(ref.id)));
+    return this.group(target.slice(GROUP_ORIGIN_PREFIX.length)).recordReceipts(this.userId!, "delivered", seqs);
+  }
+
   // ---- Delivery ----
 
   /**
@@ -412,8 +511,8 @@ export class UserDO extends DurableObject<Env> {
 
   // ---- Helpers ----
 
-  private fail(ws: WebSocket, code: ErrorCode, message: string, id?: string, mismatches?: DeviceMismatch[]): string {
-    send(ws, { type: "error", ...(id !== undefined && { id }), code, message, ...(mismatches && { mismatches }) });
+  private fail(ws: WebSocket, code: ErrorCode, message: string, id?: string, mismatches?: DeviceMismatch[], group?: GroupEpoch): string {
+    send(ws, { type: "error", ...(id !== undefined && { id }), code, message, ...(mismatches && { mismatches }), ...(group && { group }) });
     this.log.info("frame", { outcome: code });
     return "error";
   }
@@ -442,6 +541,10 @@ export class UserDO extends DurableObject<Env> {
       this.stubs.delete(userId);
       throw error;
     }
+  }
+
+  private group(groupId: string): DurableObjectStub<GroupDO> {
+    return this.env.GROUP.get(this.env.GROUP.idFromName(groupId));
   }
 
   private setUserId(userId: string): void {

@@ -5,12 +5,14 @@ import type { AppEnv } from "./http/app-types";
 import { connect } from "./http/connect";
 import { devices } from "./http/devices";
 import { notFound, renderError } from "./http/errors";
+import { groups } from "./http/groups";
 import { keys } from "./http/keys";
 import { registration } from "./http/registration";
 import { settings } from "./http/settings";
 import { tokens } from "./http/tokens";
 import { limitBody } from "./http/validate";
 
+export { GroupDO } from "../durable-objects/group";
 export { UserDO } from "../durable-objects/user";
 
 const app = new Hono<AppEnv>();
@@ -33,6 +35,7 @@ app.route("/v1/tokens", tokens);
 app.route("/v1/devices", devices);
 app.route("/v1/keys", keys);
 app.route("/v1/settings", settings);
+app.route("/v1/groups", groups);
 app.route("/v1/connect", connect);
 
 app.onError(renderError);

@@ -1,3 +1,5 @@
+import type { GroupEpoch } from "./groups";
+
 /** Error codes shared by HTTP bodies (`{"error":{"code","message"}}`) and WebSocket `error` frames. */
 export const ERROR_CODES = [
   "bad_request", // malformed JSON, failed schema validation, bad base64
@@ -12,6 +14,8 @@ export const ERROR_CODES = [
   "invalid_code", // wrong, expired or burnt verification or link code
   "too_many_devices",
   "mismatched_devices", // the send's device list is incomplete, has extras, or names stale registration ids
+  "stale_epoch", // a group send encrypted for an older membership: rotate keys and retry with the same id
+  "too_many_members",
   "unknown_frame",
   "invalid_ack",
   "conflict",
@@ -33,7 +37,7 @@ export interface DeviceMismatch {
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; mismatches?: DeviceMismatch[]; retryAfterMs?: number };
+  error: { code: ErrorCode; message: string; mismatches?: DeviceMismatch[]; retryAfterMs?: number; group?: GroupEpoch };
 }
 
 /** An error with its HTTP status; thrown anywhere, rendered once by the app's error handler. */

@@ -6,7 +6,11 @@
 import { z } from "zod";
 import { isBase64 } from "./base64";
 import type { DeviceMismatch, ErrorCode } from "./errors";
+import { groupReadFrameSchema, groupSendFrameSchema, type GroupEpoch, type GroupEventEnvelope, type GroupMessage, type GroupReceiptCounts } from "./groups";
+import { clientIdSchema } from "./ids";
 import { LIMITS } from "./limits";
+
+export { clientIdSchema };
 
 export const PING_FRAME = '{"type":"ping"}';
 export const PONG_FRAME = '{"type":"pong"}';
@@ -17,11 +21,6 @@ export type CiphertextType = (typeof CIPHERTEXT_TYPES)[keyof typeof CIPHERTEXT_T
 
 const maxBodyChars = Math.ceil(LIMITS.maxEnvelopeBytes / 3) * 4;
 
-export const clientIdSchema = z
-  .string()
-  .min(1)
-  .max(LIMITS.maxClientIdLength)
-  .regex(/^[A-Za-z0-9_-]+$/, "id must be 1-64 characters of A-Z a-z 0-9 _ -");
 
 const userIdSchema = z.uuid();
 
@@ -70,7 +69,14 @@ export const readFrameSchema = z.object({
 });
 export type ReadFrame = z.infer<typeof readFrameSchema>;
 
-export const clientFrameSchema = z.discriminatedUnion("type", [sendFrameSchema, ackFrameSchema, readFrameSchema]);
+export const clientFrameSchema = z.discriminatedUnion("type", [
+  sendFrameSchema,
+  ackFrameSchema,
+  readFrameSchema,
+  groupSendFrameSchema,
+  groupReadFrameSchema,
+]);
+export const CLIENT_FRAME_TYPES = ["send", "ack", "read", "group_send", "group_read"] as const;
 export type ClientFrame = z.input<typeof clientFrameSchema>;
 
 /** A ciphertext delivered to this device. */
@@ -98,16 +104,26 @@ export interface ReceiptEnvelope {
   ts: number;
 }
 
-export type Envelope = MessageEnvelope | ReceiptEnvelope;
+/** A group message or membership change copied into this device's inbox (fan-out on write). */
+export type GroupInboxEnvelope = (GroupMessage | GroupEventEnvelope) & { seq: number };
+
+export type Envelope = MessageEnvelope | ReceiptEnvelope | GroupInboxEnvelope;
 
 export type ServerFrame =
   /** First frame on a connection. `pending`: envelopes waiting for this device. */
   | { type: "ready"; userId: string; deviceId: number; pending: number }
   /** Envelopes in increasing `seq`; acknowledge with `ack`. At most `LIMITS.deliveryWindow` unacknowledged at a time. */
   | { type: "deliver"; envelopes: Envelope[] }
-  /** The send or read frame `id` is durably stored for every addressed device. `ts`: the server timestamp. */
-  | { type: "sent"; id: string; ts: number; dropped?: boolean }
-  | { type: "error"; id?: string; code: ErrorCode; message: string; mismatches?: DeviceMismatch[] }
+  /**
+   * The send or read frame `id` is durably stored for every addressed device (a group send: in the group's
+   * log, with its `groupSeq`). `ts`: the server timestamp.
+   */
+  | { type: "sent"; id: string; ts: number; dropped?: boolean; groupSeq?: number }
+  | { type: "error"; id?: string; code: ErrorCode; message: string; mismatches?: DeviceMismatch[]; group?: GroupEpoch }
+  /** Live only: a fan-out-on-read group or channel has entries up to `upTo`; read them by cursor. */
+  | { type: "group_notice"; group: string; upTo: number }
+  /** Live only, to a sender: the aggregated receipts of their group messages changed. */
+  | { type: "group_receipts"; group: string; counts: GroupReceiptCounts[] }
   | { type: "pong" };
 
 /** WebSocket close codes Relay uses; the close reason says why in words. */

@@ -26,6 +26,23 @@ export const LIMITS = {
   /** How long a (sender device, client id) pair is remembered to make retried sends idempotent. */
   dedupeWindowMs: 7 * 24 * 3600 * 1000,
 
+  /** Members of a group, admins included (WhatsApp's figure). */
+  maxGroupMembers: 1024,
+  /** Groups up to this many members get each message copied into every member device's inbox; larger ones read the log. */
+  maxFanoutOnWrite: 256,
+  /** Subscribers of a broadcast channel. */
+  maxChannelSubscribers: 100_000,
+  /** The group's encrypted title, description and avatar reference, in bytes. */
+  maxGroupInfoBytes: 4 * 1024,
+  /** Entries one read of a group's log returns. */
+  groupLogPageSize: 500,
+  /** Entries a group keeps in its log for members reading by cursor (older ones are dropped once fanned out). */
+  groupLogRetention: 10_000,
+  /** Open invite links per group. */
+  maxGroupInvites: 20,
+  /** Pending join requests per group (invites that need an admin's approval). */
+  maxJoinRequests: 1000,
+
   /** Verification codes: digits, lifetime, wrong guesses before the code is burnt. */
   codeDigits: 6,
   codeTtlMs: 5 * 60 * 1000,

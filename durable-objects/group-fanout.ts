@@ -1,0 +1,127 @@
+/**
+ * Fan-out on write: copies a group's entries into each member's UserDO, from the durable `fanout` table.
+ *
+ * Rows are written in the same transaction as the log entry they point at, so nothing acknowledged to a
+ * sender can be forgotten. One hand-over per member at a time, always starting from that member's oldest
+ * owed entry, keeps group order in every inbox; the member's UserDO dedupes on (group, sequence), so a
+ * hand-over repeated after a crash or a lost answer lands once. The object's alarm resumes the work after an
+ * eviction or a failed member write.
+ */
+
+/** One entry handed to a member's UserDO. */
+export interface GroupDelivery {
+  groupSeq: number;
+  /** The entry's JSON (without an inbox seq), when it goes into the member's inboxes. */
+  envelope?: string;
+  /** The entry is a message from this member's device: not copied to that device, no receipt owed. */
+  sender?: { userId: string; deviceId: number };
+  kind: "message" | "event";
+  /** The member joined (true) or left (false) the group with this entry. */
+  membership?: boolean;
+}
+
+/** Members handed over to at once. */
+const CONCURRENCY = 32;
+/** Entries per hand-over. */
+const BATCH = 200;
+/** The safety net for a crash between a write and its fan-out. */
+export const FANOUT_SAFETY_NET_MS = 10_000;
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+
+export class Fanout {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private alarmArmed = false;
+  private failures = 0;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly storage: DurableObjectStorage,
+    private readonly handOver: (userId: string, items: GroupDelivery[]) => Promise<void>,
+    private readonly onError: (userId: string, error: unknown) => void,
+  ) {}
+
+  /** Call in the transaction that wrote `fanout` rows: makes sure an alarm will finish them. */
+  armSafetyNet(): void {
+    if (this.alarmArmed) return;
+    void this.storage.setAlarm(Date.now() + FANOUT_SAFETY_NET_MS);
+    this.alarmArmed = true;
+  }
+
+  /** Starts handing over what is owed (or runs once more after the current pass). */
+  kick(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.drain().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  /** The alarm fired: finish what is owed, and come back later while something fails. */
+  async alarm(): Promise<void> {
+    this.alarmArmed = false;
+    await this.kick();
+    if (this.owedCount() > 0 && !this.alarmArmed) {
+      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 6));
+      await this.storage.setAlarm(Date.now() + delay);
+      this.alarmArmed = true;
+    }
+  }
+
+  owedCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM fanout").one().n;
+  }
+
+  private async drain(): Promise<void> {
+    do {
+      this.again = false;
+      const users = this.sql.exec<{ user_id: string }>("SELECT DISTINCT user_id FROM fanout").toArray().map((r) => r.user_id);
+      let failed = false;
+      for (let i = 0; i < users.length; i += CONCURRENCY) {
+        const outcomes = await Promise.all(users.slice(i, i + CONCURRENCY).map((userId) => this.drainUser(userId)));
+        if (outcomes.includes(false)) failed = true;
+      }
+      if (failed) {
+        this.failures++;
+        if (!this.alarmArmed) {
+          void this.storage.setAlarm(Date.now() + Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 6)));
+          this.alarmArmed = true;
+        }
+        return;
+      }
+      this.failures = 0;
+    } while (this.again);
+  }
+
+  /** Hands a member everything owed to them, oldest first; false when a hand-over failed. */
+  private async drainUser(userId: string): Promise<boolean> {
+    for (;;) {
+      const rows = this.sql
+        .exec<{ seq: number; store: number; membership: number | null; kind: string; sender: string | null; sender_device: number | null; envelope: string }>(
+          `SELECT f.seq, f.store, f.membership, l.kind, l.sender, l.sender_device, l.envelope
+           FROM fanout f JOIN log l ON l.seq = f.seq WHERE f.user_id = ? ORDER BY f.seq LIMIT ?`,
+          userId,
+          BATCH,
+        )
+        .toArray();
+      if (rows.length === 0) return true;
+      const items = rows.map((r): GroupDelivery => ({
+        groupSeq: r.seq,
+        kind: r.kind === "message" ? "message" : "event",
+        ...(r.store === 1 && { envelope: r.envelope }),
+        ...(r.sender !== null && r.sender === userId && { sender: { userId: r.sender, deviceId: r.sender_device ?? 0 } }),
+        ...(r.membership !== null && { membership: r.membership === 1 }),
+      }));
+      try {
+        await this.handOver(userId, items);
+      } catch (error) {
+        this.onError(userId, error);
+        return false;
+      }
+      this.sql.exec("DELETE FROM fanout WHERE user_id = ? AND seq <= ?", userId, rows[rows.length - 1]!.seq);
+      if (rows.length < BATCH) return true;
+    }
+  }
+}
