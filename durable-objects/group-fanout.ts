@@ -10,6 +10,7 @@
 
 /** One entry handed to a member's UserDO. */
 export interface GroupDelivery {
+  /** 0: a channel subscription changed (not an entry of the log; the latest one wins, no dedupe). */
   groupSeq: number;
   /** The entry's JSON (without an inbox seq), when it goes into the member's inboxes. */
   envelope?: string;
@@ -99,9 +100,9 @@ export class Fanout {
   private async drainUser(userId: string): Promise<boolean> {
     for (;;) {
       const rows = this.sql
-        .exec<{ seq: number; store: number; membership: number | null; kind: string; sender: string | null; sender_device: number | null; envelope: string }>(
+        .exec<{ seq: number; store: number; membership: number | null; kind: string | null; sender: string | null; sender_device: number | null; envelope: string | null }>(
           `SELECT f.seq, f.store, f.membership, l.kind, l.sender, l.sender_device, l.envelope
-           FROM fanout f JOIN log l ON l.seq = f.seq WHERE f.user_id = ? ORDER BY f.seq LIMIT ?`,
+           FROM fanout f LEFT JOIN log l ON l.seq = f.seq WHERE f.user_id = ? ORDER BY f.seq LIMIT ?`,
           userId,
           BATCH,
         )
@@ -110,7 +111,7 @@ export class Fanout {
       const items = rows.map((r): GroupDelivery => ({
         groupSeq: r.seq,
         kind: r.kind === "message" ? "message" : "event",
-        ...(r.store === 1 && { envelope: r.envelope }),
+        ...(r.store === 1 && r.envelope !== null && { envelope: r.envelope }),
         ...(r.sender !== null && r.sender === userId && { sender: { userId: r.sender, deviceId: r.sender_device ?? 0 } }),
         ...(r.membership !== null && { membership: r.membership === 1 }),
       }));
@@ -120,7 +121,10 @@ export class Fanout {
         this.onError(userId, error);
         return false;
       }
-      this.sql.exec("DELETE FROM fanout WHERE user_id = ? AND seq <= ?", userId, rows[rows.length - 1]!.seq);
+      // A sequence-0 row (a channel subscription) replaced while handed over stays owed; so does anything newer.
+      for (const r of rows) {
+        this.sql.exec("DELETE FROM fanout WHERE user_id = ? AND seq = ? AND store = ? AND membership IS ?", userId, r.seq, r.store, r.membership);
+      }
       if (rows.length < BATCH) return true;
     }
   }

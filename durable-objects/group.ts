@@ -138,7 +138,8 @@ export class GroupDO extends DurableObject<Env> {
       this.sql.exec("INSERT INTO members (user_id, role, since) VALUES (?, 'member', ?)", userId, since);
       this.sql.exec("DELETE FROM join_requests WHERE user_id = ?", userId);
     }
-    this.change({ type: "added", by: caller.userId, members: userIds }, { joined: userIds });
+    if (this.kind === "channel") this.subscribersChanged(userIds, true);
+    else this.change({ type: "added", by: caller.userId, members: userIds }, { joined: userIds });
     return ok(this.stateFor(caller.userId)!);
   }
 
@@ -147,9 +148,14 @@ export class GroupDO extends DurableObject<Env> {
     const me = this.member(caller.userId);
     if (!me) return NOT_FOUND;
     if (userId !== caller.userId && me.role !== "admin") return ADMINS_ONLY;
-    if (!this.member(userId)) return refuse(404, "not_found", "not a member of this group");
+    const target = this.member(userId);
+    if (!target) return refuse(404, "not_found", "not a member of this group");
     this.sql.exec("DELETE FROM members WHERE user_id = ?", userId);
     this.sql.exec("DELETE FROM watchers WHERE user_id = ?", userId);
+    if (this.kind === "channel" && target.role === "member") {
+      this.subscribersChanged([userId], false);
+      return ok(null);
+    }
     const event: GroupEvent = userId === caller.userId ? { type: "left", userId } : { type: "removed", by: caller.userId, userId };
     this.change(event, { left: [userId] });
     this.keepAnAdmin();
@@ -351,7 +357,22 @@ export class GroupDO extends DurableObject<Env> {
 
   private admit(userId: string, approvedBy?: string): void {
     this.sql.exec("INSERT INTO members (user_id, role, since) VALUES (?, 'member', ?)", userId, this.log.head() + 1);
-    this.change({ type: "joined", userId, ...(approvedBy !== undefined && { approvedBy }) }, { joined: [userId] });
+    if (this.kind === "channel") this.subscribersChanged([userId], true);
+    else this.change({ type: "joined", userId, ...(approvedBy !== undefined && { approvedBy }) }, { joined: [userId] });
+  }
+
+  /**
+   * Subscribers joining or leaving a channel are not group events (a channel with 100,000 subscribers would
+   * otherwise tell each of them of every other): no epoch, no log entry, only the subscriber's own list of groups,
+   * kept by the same durable fan-out (sequence 0: the latest membership wins).
+   */
+  private subscribersChanged(userIds: string[], joined: boolean): void {
+    this.members = null;
+    for (const userId of userIds) {
+      this.sql.exec("INSERT OR REPLACE INTO fanout (user_id, seq, store, membership) VALUES (?, 0, 0, ?)", userId, joined ? 1 : 0);
+    }
+    this.fanout.armSafetyNet();
+    void this.fanout.kick();
   }
 
   /** A group whose last admin left gets its longest-standing member as admin. */

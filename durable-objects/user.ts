@@ -212,6 +212,10 @@ export class UserDO extends DurableObject<Env> {
     const fresh = new FreshEnvelopes();
     this.receipts.settle();
     for (const item of items) {
+      if (item.groupSeq === 0) {
+        if (item.membership !== undefined) this.groups.set(group, item.membership);
+        continue;
+      }
       if (this.inbox.accept(origin, 0, String(item.groupSeq), ts) !== undefined) continue;
       if (item.membership !== undefined) this.groups.set(group, item.membership);
       if (item.envelope === undefined) continue;
