@@ -210,19 +210,24 @@ export class UserDO extends DurableObject<Env> {
     const origin = groupOrigin(group.groupId);
     const ts = Date.now();
     const fresh = new FreshEnvelopes();
+    let watch = false;
     this.receipts.settle();
     for (const item of items) {
       if (item.groupSeq === 0) {
         if (item.membership !== undefined) this.groups.set(group, item.membership);
+        if (item.membership === true) watch = true;
         continue;
       }
       if (this.inbox.accept(origin, 0, String(item.groupSeq), ts) !== undefined) continue;
       if (item.membership !== undefined) this.groups.set(group, item.membership);
+      if (item.membership === true && group.fanout === "read") watch = true;
       if (item.envelope === undefined) continue;
       const receiptFor = item.kind === "message" && !item.sender ? { group: group.groupId, seq: item.groupSeq } : undefined;
       fresh.add(this.inbox.storeGroupEntry(item.envelope, item.sender?.deviceId, receiptFor));
     }
     fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
+    // Joined a group read by cursor while online: be told of its new entries from now on.
+    for (const ws of watch ? this.ctx.getWebSockets() : []) void this.watchGroup(ws, group.groupId);
   }
 
   /** A fan-out-on-read group has entries up to `upTo`: tells the live sockets. False when none is open. */
@@ -451,16 +456,16 @@ export class UserDO extends DurableObject<Env> {
 
   /** Registers a newly connected device with the user's fan-out-on-read groups and tells it where each log is. */
   private async watchGroups(ws: WebSocket): Promise<void> {
-    await Promise.all(
-      this.groups.readByCursor().map(async (groupId) => {
-        try {
-          const head = await this.group(groupId).watch(this.userId!);
-          if (head !== null) send(ws, { type: "group_notice", group: groupId, upTo: head });
-        } catch (error) {
-          this.log.info("group_watch", { outcome: "group_unavailable", error: String(error) });
-        }
-      }),
-    );
+    await Promise.all(this.groups.readByCursor().map((groupId) => this.watchGroup(ws, groupId)));
+  }
+
+  private async watchGroup(ws: WebSocket, groupId: string): Promise<void> {
+    try {
+      const head = await this.group(groupId).watch(this.userId!);
+      if (head !== null) send(ws, { type: "group_notice", group: groupId, upTo: head });
+    } catch (error) {
+      this.log.info("group_watch", { outcome: "group_unavailable", error: String(error) });
+    }
   }
 
   /** Delivered receipts go to the sender's UserDO, or, for group messages, to the group (which counts them). */
