@@ -168,9 +168,11 @@ export class GroupDO extends DurableObject<Env> {
     const target = this.member(userId);
     if (!target) return refuse(404, "not_found", "not a member of this group");
     if (target.role !== role) {
+      if (role === "member" && this.sql.exec("SELECT COUNT(*) AS n FROM members WHERE role = 'admin'").one().n === 1) {
+        return refuse(409, "conflict", "a group keeps at least one admin: promote someone first");
+      }
       this.sql.exec("UPDATE members SET role = ? WHERE user_id = ?", role, userId);
       this.change({ type: "role", by: caller.userId, userId, role }, {});
-      this.keepAnAdmin();
     }
     return ok(this.stateFor(caller.userId)!);
   }
@@ -281,7 +283,8 @@ export class GroupDO extends DurableObject<Env> {
   async readLog(caller: Caller, after: number, limit: number): Promise<Outcome<string>> {
     const me = this.member(caller.userId);
     if (!me) return NOT_FOUND;
-    const page = this.log.page(after, me.since, limit);
+    // Channels are public broadcasts: subscribers read every retained post. Group members read from when they joined.
+    const page = this.log.page(after, this.kind === "channel" ? 0 : me.since, limit);
     if (this.kind === "group" && this.mode() === "read") {
       const received = page.messages.filter((m) => m.sender !== caller.userId).map((m) => m.seq);
       if (received.length > 0) this.recordReceipts(caller.userId, "delivered", received);
