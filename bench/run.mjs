@@ -20,10 +20,10 @@
  * generators (separate Node processes, each from its own 127.0.0.x source addresses) and this orchestrator
  * run on the other core(s). Writes bench/results/<timestamp>.json and .md, and SVG charts.
  */
-/* global Buffer, performance */
+/* global AbortSignal, Buffer, fetch, performance */
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, sign } from "node:crypto";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,7 +44,8 @@ import {
 } from "./lib/proc.mjs";
 import { freePort, registerUsers, startRelayDev, startRelayDirect, startSmsCapture, startWorkerd } from "./lib/relay.mjs";
 import { writeReports } from "./lib/report.mjs";
-import { curve, merge, summary } from "./lib/stats.mjs";
+import { curve, merge, newHistogram, recordMs, summary } from "./lib/stats.mjs";
+import { dirBytes, durableObjectFiles, fileSizes, grownFiles, queryFiles } from "./lib/storage.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -77,22 +78,30 @@ const ALL_TARGETS = ["relay-workerd", "relay-wrangler-dev", "ws-memory", "ws-sql
 
 const PROFILES = {
   full: {
-    budgetMs: 840_000,
+    budgetMs: 870_000,
     targets: ALL_TARGETS,
-    weights: { "relay-workerd": 3, "relay-wrangler-dev": 2, "ws-memory": 1.5, "ws-sqlite": 1.5, "room-do": 1.7, ejabberd: 1.3 },
+    // Relay (workerd) registers the channel's 10,000 subscribers through the API (~50/s): 60 % of its time.
+    weights: { "relay-workerd": 6, "relay-wrangler-dev": 2, "ws-memory": 1.5, "ws-sqlite": 1.5, "room-do": 1.7, ejabberd: 1.3 },
+    registrationShare: 0.6,
+    /** Time kept back from workloads 1–6 for workloads 4 and 8 (they run last), per kind of target. */
+    groupReserveMs: { relay: 150_000, other: 60_000 },
     loadWorkers: 4,
     pairs: 50,
     ladder: { start: 250, factor: 2, max: 64_000, stepMs: 3_000, drainMs: 4_000, refine: true },
     latency: { fractions: [0.25, 0.5, 0.75], stepMs: 5_000, drainMs: 4_000 },
     backlog: [1_000, 10_000, 100_000],
-    fanout: { sizes: [10, 100, 1_000], messages: 30, rate: 10 },
+    // Per group size: messages and their rate (msg/s), spaced so that each fan-out is measured, not a queue of them.
+    fanout: { sizes: [10, 100, 1_000], messages: [30, 30, 10], rates: [10, 5, 0.4], drainMs: 30_000 },
+    // 4,000 online: what one local workerd holds within 20,000 open files (~4.3 fds a socket); the rest offline.
+    channel: { subscribers: 10_000, online: 4_000, posts: 8, rate: 0.5, drainMs: 45_000 },
     idle: { peers: 20_000, relay: 4_000, heartbeatMs: 30_000, holdMs: 10_000 },
     storm: { peers: 5_000, relay: 4_000, concurrency: 256 },
     installEjabberd: true,
     marginMs: 12_000,
   },
   quick: {
-    budgetMs: 100_000,
+    budgetMs: 104_000,
+    groupReserveMs: { relay: 10_000, other: 8_000 },
     targets: ALL_TARGETS,
     weights: { "relay-workerd": 2, "relay-wrangler-dev": 1.3, "ws-memory": 1.1, "ws-sqlite": 1.1, "room-do": 1.3, ejabberd: 1 },
     loadWorkers: 4,
@@ -100,7 +109,8 @@ const PROFILES = {
     ladder: { start: 500, factor: 4, max: 32_000, stepMs: 800, drainMs: 1_500, refine: false },
     latency: { fractions: [0.25, 0.5, 0.75], stepMs: 600, drainMs: 1_500 },
     backlog: [1_000, 5_000],
-    fanout: { sizes: [10, 100], messages: 10, rate: 20 },
+    fanout: { sizes: [10, 100], messages: [10, 10], rates: [20, 5], drainMs: 8_000 },
+    channel: { subscribers: 200, online: 100, posts: 5, rate: 5, drainMs: 8_000 },
     idle: { peers: 300, relay: 200, heartbeatMs: 1_000, holdMs: 1_500 },
     storm: { peers: 300, relay: 200, concurrency: 128 },
     installEjabberd: false,
@@ -108,6 +118,7 @@ const PROFILES = {
   },
   smoke: {
     budgetMs: 120_000,
+    groupReserveMs: { relay: 8_000, other: 6_000 },
     targets: ["relay-workerd", "ws-memory", "ws-sqlite"],
     weights: { "relay-workerd": 2.5, "ws-memory": 1, "ws-sqlite": 1 },
     loadWorkers: 2,
@@ -115,7 +126,8 @@ const PROFILES = {
     ladder: { start: 100, factor: 2, max: 200, stepMs: 1_000, drainMs: 2_000, refine: false },
     latency: { fractions: [0.5], stepMs: 500, drainMs: 2_000 },
     backlog: [200],
-    fanout: { sizes: [10], messages: 5, rate: 20 },
+    fanout: { sizes: [10], messages: [5], rates: [20], drainMs: 5_000 },
+    channel: { subscribers: 29, online: 20, posts: 3, rate: 5, drainMs: 5_000 },
     idle: { peers: 50, relay: 30, heartbeatMs: 500, holdMs: 1_000 },
     storm: { peers: 50, relay: 30, concurrency: 16 },
     installEjabberd: false,
@@ -127,7 +139,7 @@ const mode = flags.smoke ? "smoke" : flags.quick ? "quick" : "full";
 const profile = PROFILES[mode];
 const targetIds = flags.targets ? flags.targets.split(",").map((s) => s.trim()) : profile.targets;
 for (const id of targetIds) if (!ALL_TARGETS.includes(id)) throw new Error(`unknown target ${id} (one of ${ALL_TARGETS.join(", ")})`);
-const workloads = new Set((flags.workloads ?? "1,2,3,4,5,6").split(",").map(Number));
+const workloads = new Set((flags.workloads ?? "1,2,3,4,5,6,8").split(",").map(Number));
 if (!["tmpfs", "disk"].includes(flags.storage)) throw new Error("--storage is tmpfs or disk");
 
 const LABELS = {
@@ -147,6 +159,7 @@ const WORKLOAD_NAMES = {
   4: "group fan-out",
   5: "idle connections",
   6: "reconnect storm",
+  8: "channel post",
 };
 
 const log = (...args) => console.log(...args);
@@ -173,6 +186,9 @@ function identitiesFor(kind, pool = []) {
       backlog: (k) => ({ sender: pool[2 * pairsN + 2 * k], recipient: pool[2 * pairsN + 2 * k + 1] }),
       idle: (n) => pool.slice(0, n),
       storm: (n) => pool.slice(0, n),
+      /** Workloads 4 and 8: the sender (a channel's admin) is user 0, members and subscribers follow. */
+      members: (size) => ({ sender: pool[0], members: pool.slice(1, size + 1) }),
+      channel: (n) => ({ sender: pool[0], subscribers: pool.slice(1, n + 1) }),
     };
   }
   if (kind === "xmpp") {
@@ -194,8 +210,9 @@ function identitiesFor(kind, pool = []) {
     members: (size) => ({
       sender: minted(`g${size}s`),
       members: Array.from({ length: size }, (_, i) => minted(`g${size}m${i}`)),
-      ...(room ? { room: `group-${run}-${size}` } : {}),
+      room: `group-${run}-${size}`,
     }),
+    channel: (n) => ({ sender: minted("cs"), subscribers: Array.from({ length: n }, (_, i) => minted(`c${i}`)), room: `channel-${run}` }),
     idle: (n) => Array.from({ length: n }, (_, i) => minted(`i${i}`, room ? `idle-${run}-${Math.floor(i / 100)}` : undefined)),
     storm: (n) => Array.from({ length: n }, (_, i) => minted(`s${i}`, room ? `storm-${run}-${Math.floor(i / 100)}` : undefined)),
   };
@@ -362,7 +379,8 @@ function describeStep(r) {
   );
 }
 
-const timeLeft = (ctx) => ctx.deadline - Date.now();
+/** Time left for the current workload (workloads 1–6 leave `ctx.reserveMs` for the group workloads). */
+const timeLeft = (ctx) => ctx.deadline - Date.now() - (ctx.reserveMs ?? 0);
 
 // ───────────────────────────── workloads ─────────────────────────────
 
@@ -487,64 +505,356 @@ async function backlogDrain(ctx) {
   }
 }
 
+// ───────────────────────────── groups (workloads 4 and 8) ─────────────────────────────
+
+/** A call to Relay's HTTP API as `who` (a registered user); throws on an unexpected status. */
+async function relayApi(ctx, who, method, path, body, expect = [200, 201]) {
+  const res = await fetch(`${ctx.baseUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${who.token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(60_000),
+  });
+  const json = await res.json().catch(() => null);
+  if (!expect.includes(res.status)) throw new Error(`${method} ${path}: HTTP ${res.status} ${JSON.stringify(json)?.slice(0, 300)}`);
+  return json;
+}
+
+/** Members joined on every load worker (split evenly); waits until each is ready (see load-worker groupJoin). */
+async function joinGroup(ctx, members, room, spec, timeoutMs) {
+  const split = workers.map((_, w) => members.filter((_, i) => i % workers.length === w));
+  const t = performance.now();
+  await Promise.all(workers.map((call, w) => call("groupJoin", { identities: split[w], room, group: spec }, Math.max(120_000, timeoutMs))));
+  const connectMs = performance.now() - t;
+  let status;
+  for (;;) {
+    const parts = await Promise.all(workers.map((call) => call("groupStatus", {}, 30_000)));
+    status = { members: parts.reduce((n, p) => n + p.members, 0), ready: parts.reduce((n, p) => n + p.ready, 0), fetchErrors: parts.flatMap((p) => p.fetchErrors) };
+    if (status.ready >= status.members || performance.now() - t > timeoutMs) break;
+    await sleep(200);
+  }
+  return { ...status, connectMs: Math.round(connectMs), readyMs: Math.round(performance.now() - t) };
+}
+
+/** Waits (up to `maxMs`) until the serving processes use less than `below` % of a core over half a second. */
+async function waitServerQuiet(ctx, maxMs, below = 15) {
+  const t = performance.now();
+  let cpu = null;
+  while (performance.now() - t < maxMs) {
+    const w = ctx.monitor.begin();
+    await sleep(500);
+    cpu = w.end().cpu;
+    if (cpu < below) break;
+  }
+  return { waitedMs: Math.round(performance.now() - t), cpu };
+}
+
+/**
+ * Waits until every sent message reached `expected` members for each of `measures` ("message", "notice"),
+ * at least `minMs` and at most `maxMs` after the last send. Resolves with the time waited.
+ */
+async function awaitGroupDrain(sent, expected, measures, minMs, maxMs) {
+  const t = performance.now();
+  const ids = Object.keys(sent.seqs);
+  for (;;) {
+    const parts = await Promise.all(workers.map((call) => call("groupProgress", { seqs: sent.seqs }, 30_000)));
+    const complete = ids.every((id) => measures.every((k) => parts.reduce((n, p) => n + (p[id]?.[k] ?? 0), 0) >= expected));
+    const waited = performance.now() - t;
+    if ((complete && waited >= minMs) || waited >= maxMs) return { waitedMs: Math.round(waited), complete };
+    await sleep(complete ? minMs - waited : 250);
+  }
+}
+
+/**
+ * Per message: how many members got it (and, with notices, were told of it) and when the last of them did;
+ * latencies from the message's scheduled send time (in its id) to the last member.
+ */
+function lastMemberLatencies(parts, sent, expected, idPrefix) {
+  const h = { message: newHistogram(), notice: newHistogram() };
+  /** Scheduled send → the last member that got it at all (when some never did, this still says how long the rest took). */
+  const received = { message: newHistogram(), notice: newHistogram() };
+  const n = { message: { complete: 0, deliveries: 0 }, notice: { complete: 0, deliveries: 0 } };
+  let firstScheduled = Infinity;
+  const lastArrival = { message: 0, notice: 0 };
+  const ids = Object.keys(sent.seqs);
+  for (const p of parts) for (const id of Object.keys(p.messages)) if (id.startsWith(`${idPrefix}`) && !ids.includes(id)) ids.push(id);
+  for (const id of ids) {
+    const scheduled = Number(id.slice(id.lastIndexOf("t") + 1)) / 1000;
+    firstScheduled = Math.min(firstScheduled, scheduled);
+    for (const kind of ["message", "notice"]) {
+      let count = 0;
+      let last = 0;
+      for (const p of parts) {
+        const got = (kind === "message" ? p.messages : p.notices)[id];
+        if (!got) continue;
+        count += got.count;
+        last = Math.max(last, got.last);
+      }
+      n[kind].deliveries += count;
+      lastArrival[kind] = Math.max(lastArrival[kind], last);
+      if (count > 0) recordMs(received[kind], last - scheduled);
+      if (count >= expected && expected > 0) {
+        n[kind].complete++;
+        recordMs(h[kind], last - scheduled);
+      }
+    }
+  }
+  /** Deliveries (or notices) per second, from the first scheduled send to the last arrival. */
+  const rate = (kind) => (lastArrival[kind] > firstScheduled ? Math.round(n[kind].deliveries / ((lastArrival[kind] - firstScheduled) / 1000)) : null);
+  return { h, received, n, ids: ids.length, rate };
+}
+
+/**
+ * Workload 4: one sender, F.messages messages at F.rate/s to groups of F.sizes members, all online.
+ * Relay: a group created through the API (the sender is its admin); up to 256 members fanned out on write
+ * (the message arrives in each member's inbox), above that read from the log (members get a `group_notice`
+ * and read the log by GET: two rows, "notice" and "message"). ws peers: a room (fan-out on write: one inbox
+ * row per member). Room DO: the room's sockets (stored once, broadcast).
+ */
 async function groupFanout(ctx) {
   const F = profile.fanout;
-  const tag = ctx.tag;
-  for (const size of F.sizes) {
-    if (timeLeft(ctx) < (F.messages / F.rate) * 1000 + 3_000 + profile.marginMs) {
-      ctx.rows.push(row(ctx.target, 4, { members: size }, { status: "skipped", note: "time budget" }));
+  for (const [i, size] of F.sizes.entries()) {
+    const count = F.messages[i];
+    const rate = F.rates[i];
+    const params = { members: size, messages: count, rate_per_s: rate };
+    // drainMs is the most a slow target may take to finish; a size is started when its typical time is left.
+    if (timeLeft(ctx) < (count / rate) * 1000 + 1_500 + profile.marginMs) {
+      ctx.rows.push(row(ctx.target, 4, params, { status: "skipped", note: "time budget" }));
       continue;
     }
     const { sender, members, room } = ctx.ids.members(size);
-    const split = workers.map((_, w) => members.filter((_, i) => i % workers.length === w));
-    await Promise.all(workers.map((call, w) => call("groupJoin", { identities: split[w], room }, 120_000)));
-    const window = ctx.monitor.begin();
-    const sent = await workers[0]("groupSend", { sender, members, room, count: F.messages, rate: F.rate }, 120_000);
-    await sleep(1_500); // the last deliveries arrive
-    const m = window.end();
-    const parts = await Promise.all(workers.map((call) => call("groupCollect", {}, 60_000)));
-    const { newHistogram, recordMs } = await import("./lib/stats.mjs");
-    const h = newHistogram();
-    let deliveries = 0;
-    let complete = 0;
-    let firstScheduled = Infinity;
-    let lastArrival = 0;
-    for (let k = 0; k < F.messages; k++) {
-      let count = 0;
-      let last = 0;
-      let id;
-      for (const p of parts) {
-        const key = Object.keys(p).find((x) => x.startsWith(`${tag}g${k}t`));
-        if (!key) continue;
-        id = key;
-        count += p[key].count;
-        last = Math.max(last, p[key].last);
-      }
-      if (!id) continue;
-      const scheduled = Number(id.slice(id.lastIndexOf("t") + 1)) / 1000;
-      firstScheduled = Math.min(firstScheduled, scheduled);
-      lastArrival = Math.max(lastArrival, last);
-      deliveries += count;
-      if (count >= size) {
-        complete++;
-        recordMs(h, last - scheduled);
-      }
+    if (members.length < size) {
+      ctx.rows.push(row(ctx.target, 4, params, { status: "skipped", note: `only ${members.length + 1} users registered` }));
+      continue;
     }
-    const s = summary(h);
-    const ok = complete === F.messages;
-    ctx.rows.push(
-      row(ctx.target, 4, { members: size, messages: F.messages, rate_per_s: F.rate }, {
-        throughput: Math.round(deliveries / ((lastArrival - firstScheduled) / 1000)),
-        throughput_unit: "member deliveries/s",
-        latency_ms: latencyOf(s),
-        ...resources(m),
-        status: ok ? "ok" : "error",
-        ...(ok ? {} : { error: `${F.messages - complete} of ${F.messages} messages did not reach every member` }),
-        details: { deliveries, expected: size * F.messages, acked: sent.acked, latency_note: "latency = scheduled send → the last member's receipt" },
-      }),
-    );
-    log(`  (4) fan-out to ${size}: to last member p50 ${s.p50} p99 ${s.p99} ms; ${deliveries}/${size * F.messages} deliveries; server CPU ${m.cpu}%`);
+    let spec = {};
+    let create;
+    let mode = ctx.kind === "room" ? "broadcast (stored once)" : "write";
+    const setupStart = performance.now();
+    if (ctx.kind === "relay") {
+      const state = await relayApi(ctx, sender, "POST", "/v1/groups", { members: members.map((m) => m.userId) });
+      spec = { id: state.groupId, epoch: state.epoch, mode: state.fanout, fetch: state.fanout === "read", baseUrl: ctx.baseUrl };
+      mode = state.fanout;
+    } else if (ctx.kind === "ws") {
+      spec = { room };
+      create = { room, members: members.map((m) => m.userId), mode: "write" };
+    }
+    const createMs = Math.round(performance.now() - setupStart);
+    const joined = await joinGroup(ctx, members, room, spec, Math.max(20_000, Math.min(90_000, timeLeft(ctx) / 3)));
+    if (joined.ready < joined.members) ctx.notes.push(`workload 4 (${size}): only ${joined.ready} of ${joined.members} members were ready after ${joined.readyMs} ms`);
+    const quiet = await waitServerQuiet(ctx, 10_000);
+    const window = ctx.monitor.begin();
+    const sent = await workers[0]("groupSend", { sender, group: spec, room, count, rate, create, idPrefix: "g" }, 120_000 + (count / rate) * 1000);
+    // The last deliveries (and, read by cursor, the members' reads of the log) arrive.
+    const drained = await awaitGroupDrain(sent, size, spec.fetch ? ["notice", "message"] : ["message"], 300, Math.min(F.drainMs, Math.max(2_000, timeLeft(ctx) - profile.marginMs)));
+    const m = window.end();
+    const parts = await Promise.all(workers.map((call) => call("groupCollect", { seqs: sent.seqs }, 60_000)));
+    const L = lastMemberLatencies(parts, sent, size, `${ctx.tag}g`);
+    const ack = summary(merge([sent.ack]));
+    const fetchErrors = parts.flatMap((p) => p.fetchErrors);
+    const common = {
+      sender_ack_ms: latencyOf(ack),
+      ...resources(m),
+    };
+    const details = {
+      fanout: mode,
+      sent: count,
+      acked: sent.acked,
+      failed: sent.failed,
+      send_errors: sent.errors,
+      expected_per_message: size,
+      duplicates: parts.reduce((n, p) => n + p.duplicates, 0),
+      drain_wait_ms: drained.waitedMs,
+      setup: { connect_ms: joined.connectMs, ready_ms: joined.readyMs, ready: joined.ready, create_ms: createMs, quiet },
+      sender_ack_ms: ack,
+      ...(fetchErrors.length ? { fetch_errors: fetchErrors.slice(0, 5) } : {}),
+    };
+    const measures = spec.fetch ? ["notice", "message"] : ["message"];
+    for (const measure of measures) {
+      const s = summary(L.h[measure]);
+      const ok = L.n[measure].complete === count;
+      ctx.rows.push(
+        row(ctx.target, 4, { ...params, measure }, {
+          throughput: L.rate(measure),
+          throughput_unit: measure === "notice" ? "member notices/s" : "member deliveries/s",
+          latency_ms: latencyOf(s),
+          ...common,
+          status: ok ? "ok" : "error",
+          ...(ok ? {} : { error: `${count - L.n[measure].complete} of ${count} messages did not reach every member (${measure})` }),
+          details: {
+            ...details,
+            deliveries: L.n[measure].deliveries,
+            expected: size * count,
+            latency_note:
+              measure === "notice"
+                ? "latency = scheduled send → the last member's group_notice covering the message (Relay, fan-out on read)"
+                : spec.fetch
+                  ? "latency = scheduled send → the last member has the message, read from the log by GET after its notice"
+                  : "latency = scheduled send → the last member's receipt of the message on its socket",
+          },
+        }),
+      );
+      log(
+        `  (4) fan-out to ${size} (${mode}${spec.fetch ? `, ${measure}` : ""}): to last member p50 ${s.p50} p99 ${s.p99} ms; ` +
+          `sender ack p50 ${ack.p50} p99 ${ack.p99} ms; ${L.n[measure].deliveries}/${size * count} at ${rate} msg/s; server CPU ${m.cpu}%` +
+          (fetchErrors.length ? `; fetch errors: ${fetchErrors[0]}` : ""),
+      );
+    }
   }
+}
+
+/** Rows stored, and bytes on disk, of a target's state: what one channel post costs in storage. */
+async function storageSnapshot(ctx, groupId) {
+  if (ctx.kind === "relay") {
+    const files = durableObjectFiles(ctx.stateDir, "GroupDO");
+    const rows = await queryFiles(files, "SELECT (SELECT count(*) FROM log WHERE kind = 'message') AS log_messages, (SELECT count(*) FROM fanout) AS fanout_rows, (SELECT count(*) FROM meta WHERE key = 'group_id' AND value = ?) AS mine", groupId);
+    const mine = rows.find((r) => r.mine === 1);
+    return { bytes: dirBytes(join(ctx.stateDir, "v3")), rows: mine ? mine.log_messages + mine.fanout_rows : null, log_rows: mine?.log_messages ?? null, fanout_rows: mine?.fanout_rows ?? null };
+  }
+  if (ctx.kind === "room") {
+    const files = durableObjectFiles(ctx.stateDir, "Room");
+    const rows = await queryFiles(files, "SELECT count(*) AS n FROM _cf_KV");
+    return { bytes: dirBytes(ctx.stateDir), rows: rows.reduce((n, r) => n + r.n, 0) };
+  }
+  return { bytes: ctx.stateDir ? ["", "-wal", "-shm"].reduce((n, x) => n + dirBytesOf(ctx.stateDir + x), 0) : null, rows: null };
+}
+
+function dirBytesOf(file) {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Workload 8: a broadcast channel of C.subscribers, C.online of them online; C.posts posts at C.rate/s by its
+ * admin. Relay: a channel created and filled through the API (subscribers added by the admin, 1,000 a call),
+ * posts signed (XEdDSA) by the admin device's identity key; online subscribers get a `group_notice`. ws peers:
+ * a room in "log" mode (stored once, pushed whole to the online members). Room DO: the online subscribers'
+ * sockets (the room has no notion of an offline member). Reports the time until the last online subscriber
+ * was told, and the rows and bytes written per post.
+ */
+async function channelPost(ctx) {
+  const C = profile.channel;
+  const relay = ctx.kind === "relay";
+  const subscribersWanted = relay ? Math.min(C.subscribers, (ctx.poolSize ?? 1) - 1) : C.subscribers;
+  const { sender, subscribers, room } = ctx.ids.channel(subscribersWanted);
+  const online = subscribers.slice(0, Math.min(C.online, subscribers.length));
+  const params = { subscribers: subscribers.length, online: online.length, posts: C.posts, rate_per_s: C.rate };
+  if (timeLeft(ctx) < (C.posts / C.rate) * 1000 + 2_000 + profile.marginMs) {
+    ctx.rows.push(row(ctx.target, 8, params, { status: "skipped", note: "time budget" }));
+    return;
+  }
+  let spec = {};
+  let create;
+  let setup = {};
+  if (relay) {
+    // One channel per run, shared by both Relay targets (they share state): created, filled and settled once.
+    let channel = ctx.relayState.channel;
+    if (!channel) {
+      const t = performance.now();
+      const state = await relayApi(ctx, sender, "POST", "/v1/groups", { kind: "channel" });
+      for (let i = 0; i < subscribers.length; i += 1_000) {
+        await relayApi(ctx, sender, "POST", `/v1/groups/${state.groupId}/members`, { members: subscribers.slice(i, i + 1_000).map((u) => u.userId) });
+      }
+      const addedMs = performance.now() - t;
+      // The subscriptions reach each subscriber's UserDO in the background (durable fan-out of the membership):
+      // wait for the last in the GroupDO's order (user id), then for the server to go quiet.
+      const lastUser = subscribers.reduce((a, b) => (a.userId > b.userId ? a : b));
+      let listed = false;
+      while (!listed && performance.now() - t < 180_000) {
+        listed = (await relayApi(ctx, lastUser, "GET", "/v1/groups")).groups.some((g) => g.groupId === state.groupId);
+        if (!listed) await sleep(500);
+      }
+      const quiet = await waitServerQuiet(ctx, 60_000);
+      channel = ctx.relayState.channel = { id: state.groupId, epoch: state.epoch, subscribers: subscribers.length, setup: { add_ms: Math.round(addedMs), settled_ms: Math.round(performance.now() - t), last_listed: listed, quiet, via: ctx.target.id } };
+      log(`  (8) channel of ${subscribers.length} subscribers: added in ${Math.round(addedMs)} ms, settled after ${Math.round(performance.now() - t)} ms`);
+    }
+    spec = { id: channel.id, epoch: channel.epoch, mode: "read", fetch: false, baseUrl: ctx.baseUrl };
+    setup = channel.setup;
+  } else if (ctx.kind === "ws") {
+    spec = { room };
+    create = { room, members: subscribers.map((u) => u.userId), mode: "log" };
+  }
+  const joined = await joinGroup(ctx, online, room, spec, Math.max(30_000, Math.min(120_000, timeLeft(ctx) / 3)));
+  if (joined.ready < joined.members) ctx.notes.push(`workload 8: only ${joined.ready} of ${joined.members} online subscribers were ready after ${joined.readyMs} ms`);
+  const quiet = await waitServerQuiet(ctx, 15_000);
+  const before = await storageSnapshot(ctx, spec.id);
+  const sizesBefore = ctx.stateDir ? fileSizes(ctx.kind === "ws" ? dirname(ctx.stateDir) : ctx.stateDir) : null;
+  const window = ctx.monitor.begin();
+  const sign = relay ? { identityPrivate: sender.identityPrivate, userId: sender.userId, deviceId: sender.deviceId } : undefined;
+  const sent = await workers[0]("groupSend", { sender, group: spec, room, count: C.posts, rate: C.rate, create, sign, idPrefix: "c" }, 180_000);
+  const drained = await awaitGroupDrain(sent, online.length, [relay ? "notice" : "message"], 300, Math.min(C.drainMs, Math.max(2_000, timeLeft(ctx) - profile.marginMs)));
+  const m = window.end();
+  await sleep(500);
+  const after = await storageSnapshot(ctx, spec.id);
+  const grown = sizesBefore ? grownFiles(sizesBefore, fileSizes(ctx.kind === "ws" ? dirname(ctx.stateDir) : ctx.stateDir)) : null;
+  const parts = await Promise.all(workers.map((call) => call("groupCollect", { seqs: sent.seqs }, 120_000)));
+  const measure = relay ? "notice" : "message";
+  const L = lastMemberLatencies(parts, sent, online.length, `${ctx.tag}c`);
+  const s = summary(L.h[measure]);
+  const ack = summary(merge([sent.ack]));
+  const posts = sent.acked || 1;
+  const rowsPerPost =
+    sent.statsBefore && sent.statsAfter
+      ? (sent.statsAfter.inboxRows + sent.statsAfter.logRows - sent.statsBefore.inboxRows - sent.statsBefore.logRows) / posts
+      : before.rows !== null && after.rows !== null
+        ? (after.rows - before.rows) / posts
+        : null;
+  // A subscriber (offline during the posts) reads the log: every post is there, once.
+  let readBack = null;
+  if (relay && subscribers.length > online.length) {
+    const reader = subscribers[subscribers.length - 1];
+    const page = await relayApi(ctx, reader, "GET", `/v1/groups/${spec.id}/messages?after=${Math.max(0, Math.min(...Object.values(sent.seqs).filter(Boolean)) - 1)}`);
+    readBack = page.entries.filter((e) => e.kind === "group_message" && e.id in sent.seqs && e.signature).length;
+  }
+  const ok = L.n[measure].complete === C.posts && sent.failed === 0;
+  ctx.rows.push(
+    row(ctx.target, 8, { ...params, measure }, {
+      throughput: L.rate(measure),
+      throughput_unit: measure === "notice" ? "subscriber notices/s" : "subscriber deliveries/s",
+      latency_ms: latencyOf(s),
+      sender_ack_ms: latencyOf(ack),
+      ...resources(m),
+      rows_per_post: rowsPerPost === null ? null : Math.round(rowsPerPost * 100) / 100,
+      // Growth of the files that grew (a WAL checkpoint can shrink the directory as a whole meanwhile).
+      bytes_per_post: grown ? Math.round(Object.values(grown).reduce((n, g) => n + g.bytes, 0) / posts) : null,
+      status: ok ? "ok" : "error",
+      ...(ok ? {} : { error: `${C.posts - L.n[measure].complete} of ${C.posts} posts did not reach every online subscriber; send errors ${JSON.stringify(sent.errors)}` }),
+      details: {
+        subscribers: subscribers.length,
+        online: online.length,
+        offline: subscribers.length - online.length,
+        ...(ctx.kind === "room" ? { offline_note: "the room DO has no membership: only connected sockets are members" } : {}),
+        sent: C.posts,
+        acked: sent.acked,
+        failed: sent.failed,
+        send_errors: sent.errors,
+        notices_or_deliveries: L.n[measure].deliveries,
+        storage_before: before,
+        files_grown: grown,
+        storage_after: after,
+        stats_before: sent.statsBefore,
+        stats_after: sent.statsAfter,
+        read_back_signed: readBack,
+        to_last_received_ms: summary(L.received[measure]),
+        drain_wait_ms: drained.waitedMs,
+        setup: { ...setup, connect_ms: joined.connectMs, ready_ms: joined.readyMs, ready: joined.ready, quiet },
+        sender_ack_ms: ack,
+        latency_note:
+          measure === "notice"
+            ? "latency = scheduled post → the last online subscriber's group_notice covering it (they would then read the log)"
+            : "latency = scheduled post → the last online subscriber has the post on its socket",
+        storage_note: "rows: stored rows added per post (Relay: the GroupDO's log and fan-out rows; ws: inbox + room log rows; room DO: KV rows of every room); bytes: growth of the state's files that grew, per post (SQLite files with their -wal; files_grown says which)",
+      },
+    }),
+  );
+  log(
+    `  (8) channel post to ${subscribers.length} (${online.length} online): to last online subscriber p50 ${s.p50} p99 ${s.p99} ms (${measure}); ` +
+      `sender ack p50 ${ack.p50} ms; rows/post ${rowsPerPost}; ` +
+      `read back ${readBack ?? "—"}; files grown ${JSON.stringify(grown)}; server CPU ${m.cpu}%${sent.failed ? `; errors ${JSON.stringify(sent.errors)}` : ""}`,
+  );
 }
 
 /**
@@ -723,11 +1033,17 @@ async function startTarget(id, env) {
       id === "relay-workerd"
         ? await startRelayDirect({ root: ROOT, persist: relayState.dir, sms, pinning, cores, env: envVars })
         : await startRelayDev({ root: ROOT, persist: relayState.dir, sms, pinning, cores, env: envVars });
-    const need = Math.max(profile.pairs * 2 + profile.backlog.length * 2, profile.idle.relay, profile.storm.relay);
+    const need = Math.max(
+      profile.pairs * 2 + profile.backlog.length * 2,
+      workloads.has(5) ? profile.idle.relay : 0,
+      workloads.has(6) ? profile.storm.relay : 0,
+      workloads.has(4) ? Math.max(...profile.fanout.sizes) + 1 : 0,
+      workloads.has(8) ? profile.channel.subscribers + 1 : 0,
+    );
     if (relayState.users.length < need) {
       const t = performance.now();
-      // Registration is the rig's slowest step (~50/s): spend at most a third of this target's time on it.
-      const regDeadline = Date.now() + Math.max(15_000, env.targetBudgetMs / 3);
+      // Registration is the rig's slowest step (~50/s): spend at most a third (full run with a channel: 60 %) of this target's time on it.
+      const regDeadline = Date.now() + Math.max(15_000, env.targetBudgetMs * (workloads.has(8) ? (profile.registrationShare ?? 1 / 3) : 1 / 3));
       const more = await registerUsers(handle.baseUrl, sms, relayState.users.length, need - relayState.users.length, regDeadline);
       relayState.users.push(...more);
       relayState.registration = { users: relayState.users.length, perSecond: Math.round((more.length / ((performance.now() - t) / 1000)) * 10) / 10, via: id };
@@ -736,6 +1052,7 @@ async function startTarget(id, env) {
     if (relayState.users.length < profile.pairs * 2 + profile.backlog.length * 2) throw new Error(`only ${relayState.users.length} users registered in time`);
     return {
       ...handle,
+      stateDir: relayState.dir,
       kind: "relay",
       server: id === "relay-workerd" ? "workerd (user worker URL, no dev proxy)" : "wrangler dev (through its dev proxy)",
       ids: identitiesFor("relay", relayState.users),
@@ -769,6 +1086,7 @@ async function startTarget(id, env) {
       stop: () => server.stop(),
       log: server.log,
       ids: identitiesFor("ws"),
+      stateDir: store === "sqlite" ? db : null,
       target: { kind: "ws", baseUrl },
     };
   }
@@ -787,7 +1105,7 @@ async function startTarget(id, env) {
       cores,
       env: envVars,
     });
-    return { ...handle, kind: "room", server: "workerd (user worker URL, no dev proxy)", ids: identitiesFor("room"), target: { kind: "room", baseUrl: handle.baseUrl } };
+    return { ...handle, stateDir: join(runDir, "room-do"), kind: "room", server: "workerd (user worker URL, no dev proxy)", ids: identitiesFor("room"), target: { kind: "room", baseUrl: handle.baseUrl } };
   }
   if (id === "ejabberd") {
     const installed = ensureEjabberd({ install: profile.installEjabberd && !flags["no-install"], log });
@@ -936,29 +1254,40 @@ async function main() {
         ids: handle.ids,
         poolSize: handle.poolSize,
         spoolDb: handle.spoolDb,
+        baseUrl: handle.target.baseUrl,
+        stateDir: handle.stateDir,
+        relayState,
         sentAcks: handle.kind !== "xmpp",
         monitor: new Monitor(handle.servingPids, { ours: () => [...(handle.allPids?.() ?? handle.servingPids()), ...loadPids] }),
         rows: [],
         notes: [],
         tag: `${Date.now().toString(36)}-`,
         deadline: Date.now() + targetBudgetMs - (performance.now() - t0),
+        reserveMs:
+          (workloads.has(4) || workloads.has(8)) && handle.kind !== "xmpp"
+            ? Math.min(targetBudgetMs / 2, profile.groupReserveMs?.[handle.kind === "relay" ? "relay" : "other"] ?? 0)
+            : 0,
       };
       try {
         await Promise.all(workers.map((call) => call("setup", { target: { ...handle.target, tag: ctx.tag } }, 30_000)));
         if (workloads.has(1) || workloads.has(2)) await throughputAndLatency(ctx, id === "relay-workerd" ? null : reference);
         if (id === "relay-workerd" && ctx.maxSustained) reference = { rate: ctx.maxSustained, from: "relay-workerd max sustained" };
         if (workloads.has(3)) await backlogDrain(ctx);
-        // Fan-out last: it is the one workload Relay cannot run yet ("if time allows").
         if (handle.kind === "xmpp") {
           if (workloads.has(5) || workloads.has(6)) ctx.rows.push(row(target, "5/6", {}, { status: "skipped", note: "ejabberd is measured on workloads 1–3 only" }));
         } else {
           if (workloads.has(5)) await idleConnections(ctx);
           if (workloads.has(6)) await reconnectStorm(ctx);
         }
+        // Group fan-out and the channel last: their groups would otherwise be watched by every later connect.
+        ctx.reserveMs = 0;
         if (workloads.has(4)) {
-          if (handle.kind === "relay") ctx.rows.push(row(target, 4, { members: profile.fanout.sizes.join("/") }, { status: "not-implemented", note: "Relay has no groups yet (roadmap step 4)" }));
-          else if (handle.kind === "xmpp") ctx.rows.push(row(target, 4, {}, { status: "skipped", note: "ejabberd is measured on workloads 1–3 only" }));
+          if (handle.kind === "xmpp") ctx.rows.push(row(target, 4, {}, { status: "skipped", note: "ejabberd is measured on workloads 1–3 only (MUC not configured)" }));
           else await groupFanout(ctx);
+        }
+        if (workloads.has(8)) {
+          if (handle.kind === "xmpp") ctx.rows.push(row(target, 8, {}, { status: "skipped", note: "ejabberd is measured on workloads 1–3 only (MUC not configured)" }));
+          else await channelPost(ctx);
         }
       } catch (error) {
         const message = String(error?.message ?? error);

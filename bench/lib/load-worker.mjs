@@ -8,8 +8,9 @@
  * Latencies go into HdrHistograms (µs) and are sent back encoded; open-loop steps measure each message from
  * its *scheduled* send time, so a stalled generator or server cannot hide its own delay.
  */
-/* global performance, setImmediate, setInterval, clearInterval */
+/* global Buffer, performance, setImmediate, setInterval, clearInterval */
 import { randomBytes } from "node:crypto";
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encode, newHistogram, recordMs } from "./stats.mjs";
@@ -58,8 +59,18 @@ function jsonAdapter(target) {
   const kind = target.kind;
   const ackFrames = kind !== "room"; // the room keeps a log: it has no per-member acknowledgement
   return {
+    kind,
     sentAcks: true,
     seqs: true,
+    /**
+     * Send frame to a group (workloads 4 and 8), as prefix + id + suffix: Relay's `group_send` (a channel post
+     * also needs a signature per id: see signedPost), a ws peer's send to a room, the room DO's send.
+     */
+    groupTemplate(group) {
+      if (kind === "relay") return [`{"type":"group_send","id":"`, `","group":"${group.id}","epoch":${group.epoch},"body":"${BODY}"}`];
+      if (kind === "ws") return [`{"type":"send","id":"`, `","room":"${group.room}","body":"${BODY}"}`];
+      return [`{"type":"send","id":"`, `","body":"${BODY}"}`];
+    },
     /** Send frame for a message to `to` (one recipient or, for groups, a member list), as prefix + id + suffix. */
     template(to) {
       if (kind === "relay") {
@@ -105,11 +116,15 @@ function jsonAdapter(target) {
               if (frame.type === "deliver") {
                 handlers.onDeliver?.(frame.envelopes, now);
                 if (ackFrames) ws.send(`{"type":"ack","upTo":${frame.envelopes[frame.envelopes.length - 1].seq}}`);
-              } else if (frame.type === "sent") handlers.onSent?.(frame.id, now);
-              else if (frame.type === "error") handlers.onError?.(frame.id, frame.code);
+              } else if (frame.type === "sent") handlers.onSent?.(frame.id, now, frame);
+              else if (frame.type === "error") handlers.onError?.(frame.id, frame.code, frame);
+              else if (frame.type === "group_notice") handlers.onNotice?.(frame, now);
+              else if (frame.type === "post") handlers.onDeliver?.([{ id: frame.id, kind: "post" }], now);
+              else if (frame.type === "stats") handlers.onStats?.(frame);
             });
             resolve({
               ready: first,
+              token: identity.token,
               send: (text) => ws.send(text),
               ping: () => ws.send('{"type":"ping"}'),
               close: () =>
@@ -164,6 +179,33 @@ async function xmppAdapter(target) {
       };
     },
   };
+}
+
+/**
+ * The bytes a channel post's signature covers: `channelPostSignedBytes` of src/protocol/groups.ts, byte for
+ * byte (the bench is plain JavaScript; the server refuses a post whose signature does not verify, so a drift
+ * shows up as `invalid_signature` errors in workload 8's row).
+ */
+function channelPostSignedBytes(post, body) {
+  const head = Buffer.from(`relay-channel-post\u0000${post.group}\u0000${post.from}\u0000${post.fromDevice}\u0000${post.id}\u0000`, "utf8");
+  return Buffer.concat([head, body]);
+}
+
+/** Keep-alive HTTP for members reading a group's log (Relay's fan-out on read). */
+const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+function getJson(url, token) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent: httpAgent, headers: { authorization: `Bearer ${token}` }, localAddress: nextAddr() }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(body)) : reject(new Error(`GET ${new URL(url).pathname}: HTTP ${res.statusCode} ${body.slice(0, 200)}`))));
+      res.on("error", reject);
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error("GET timed out")));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 let adapter;
@@ -520,53 +562,199 @@ const commands = {
     return { connected: open.length, failed: failures.length, firstFailure: failures[0], ms, connect: encode(hist) };
   },
 
-  /** Workload 4: group members connect and record when each group message reaches them (epoch ms). */
-  async groupJoin({ identities, room }) {
-    group = { first: new Map(), duplicates: 0, conns: [] };
+  /**
+   * Workloads 4 and 8: group members (or channel subscribers) connect and record when each group message
+   * reaches them (epoch ms): delivered on their socket (fan-out on write, the peers' pushes), or, for Relay's
+   * fan-out-on-read groups, a `group_notice` and then (when `fetch`) the message read from the log by GET.
+   * Resolves once every member is connected; `groupStatus` tells when they are ready (see memberReady).
+   */
+  async groupJoin({ identities, room, group: spec = {} }) {
+    group = { spec, messages: new Map(), members: [], fetchErrors: [], duplicates: 0 };
     const g = group;
-    g.conns = await pool(identities, 50, (identity) =>
-      adapter.connect(identity, {
-        onDeliver(envelopes) {
-          const at = epochNow();
-          for (const e of envelopes) {
-            const seen = g.first.get(e.id);
-            if (seen) {
-              seen.count++;
-              seen.last = Math.max(seen.last, at);
-            } else g.first.set(e.id, { count: 1, last: at });
-          }
+    const readMode = spec.mode === "read";
+    const record = (m, id, at) => {
+      if (m.seen.has(id)) return void g.duplicates++;
+      m.seen.add(id);
+      const seen = g.messages.get(id);
+      if (seen) {
+        seen.count++;
+        seen.last = Math.max(seen.last, at);
+      } else g.messages.set(id, { count: 1, last: at });
+    };
+    g.members = await pool(identities, 50, async (identity) => {
+      // Ready: the peers at once; Relay once the group reached the member (its `created` event in the inbox,
+      // or, read by cursor, the first notice and, when the member fetches, the first read of the log).
+      const m = { identity, seen: new Set(), notices: [], cursor: 0, want: 0, fetching: false, ready: !spec.id };
+      m.conn = await adapter.connect(
+        identity,
+        {
+          onDeliver(envelopes) {
+            const at = epochNow();
+            for (const e of envelopes) {
+              if (e.kind === "group_event") {
+                if (e.group === spec.id && !readMode) m.ready = true;
+                continue;
+              }
+              if (e.id && (!e.kind || e.kind === "group_message" || e.kind === "post" || e.kind === "message")) record(m, e.id, at);
+            }
+          },
+          onNotice(frame) {
+            if (frame.group !== spec.id) return;
+            m.notices.push([frame.upTo, epochNow()]);
+            if (spec.fetch) void fetchLog(m, frame.upTo);
+            else m.ready = true;
+          },
         },
-      }, { room }),
-    );
-    return { joined: g.conns.length };
+        { room, presence: true },
+      );
+      return m;
+    });
+    async function fetchLog(m, upTo) {
+      m.want = Math.max(m.want, upTo);
+      if (m.fetching) return;
+      m.fetching = true;
+      try {
+        while (m.cursor < m.want) {
+          const page = await getJson(`${spec.baseUrl}/v1/groups/${spec.id}/messages?after=${m.cursor}`, m.identity.token);
+          const at = epochNow();
+          for (const e of page.entries) if (e.kind === "group_message") record(m, e.id, at);
+          const last = page.entries.at(-1)?.groupSeq;
+          m.cursor = Math.max(m.cursor, last ?? page.head);
+          if (last === undefined) break;
+        }
+      } catch (error) {
+        if (g.fetchErrors.length < 5) g.fetchErrors.push(String(error?.message ?? error));
+      } finally {
+        m.fetching = false;
+        m.ready = true;
+      }
+    }
+    return { joined: g.members.length };
   },
 
-  /** Sends `count` group messages at `rate`/s, each id carrying its scheduled epoch time. */
-  async groupSend({ sender, members, room, count, rate }) {
+  async groupStatus() {
+    const members = group?.members ?? [];
+    return { members: members.length, ready: members.filter((m) => m.ready).length, fetchErrors: group?.fetchErrors ?? [] };
+  },
+
+  /**
+   * Sends `count` group messages at `rate`/s, each id carrying its scheduled epoch time (µs). `create` (ws
+   * peers) sends the room's member list first; `sign` (Relay channels) signs each post with the admin
+   * device's identity key. Resolves with the sender's ack latencies (scheduled send → `sent`), each
+   * message's group sequence, and (ws peers) the server's stored rows before and after.
+   */
+  async groupSend({ sender, group: spec = {}, room, count, rate, idPrefix = "g", create, sign }) {
     let acked = 0;
     let failed = 0;
+    const errors = {};
+    const ackHist = newHistogram();
+    const scheduled = new Map();
+    const seqs = {};
     let all;
     const done = new Promise((resolve) => (all = resolve));
-    const conn = await adapter.connect(sender, {
-      onSent: () => ++acked + failed >= count && all(),
-      onError: () => acked + ++failed >= count && all(),
-    }, { room });
-    const [prefix, suffix] = adapter.template(members);
-    const t0 = epochNow() + 20;
-    const p0 = performance.now() + 20;
+    let statsWaiter = null;
+    const answers = new Map();
+    const conn = await adapter.connect(
+      sender,
+      {
+        onSent(id, now, frame) {
+          if (answers.has(id)) return void (answers.get(id)(frame), answers.delete(id));
+          const t = scheduled.get(id);
+          if (t === undefined) return;
+          scheduled.delete(id);
+          recordMs(ackHist, now - t);
+          seqs[id] = frame?.groupSeq ?? frame?.roomSeq ?? frame?.seq ?? null;
+          if (++acked + failed >= count) all();
+        },
+        onError(id, code) {
+          if (answers.has(id)) return void (answers.get(id)({ error: code }), answers.delete(id));
+          if (!scheduled.delete(id)) return;
+          errors[code] = (errors[code] ?? 0) + 1;
+          if (acked + ++failed >= count) all();
+        },
+        onStats: (frame) => statsWaiter?.(frame),
+      },
+      { room },
+    );
+    const stats = async () => {
+      if (adapter.kind !== "ws") return null;
+      const answer = new Promise((resolve) => (statsWaiter = resolve));
+      conn.send('{"type":"stats"}');
+      return withTimeout(answer, 30_000, "stats");
+    };
+    if (create) {
+      const answer = new Promise((resolve) => answers.set(`${tag}room`, resolve));
+      conn.send(JSON.stringify({ type: "room", id: `${tag}room`, room: create.room, members: create.members, mode: create.mode }));
+      const a = await withTimeout(answer, 30_000, "room created");
+      if (a?.error) throw new Error(`room refused: ${a.error}`);
+    }
+    const statsBefore = await stats();
+    const [prefix, suffix] = adapter.groupTemplate(spec);
+    // Frames are built (and channel posts signed) before the schedule starts: the clock is not the signer's.
+    const t0 = epochNow() + 100 + count * 0.5;
+    const frames = [];
+    let signer = null;
+    if (sign) {
+      const { PrivateKey } = await import("@signalapp/libsignal-client");
+      signer = PrivateKey.deserialize(Buffer.from(sign.identityPrivate, "base64"));
+    }
+    const bodyBytes = Buffer.from(BODY, "base64");
     for (let k = 0; k < count; k++) {
+      const at = t0 + (k * 1000) / rate;
+      const id = `${tag}${idPrefix}${k}t${Math.round(at * 1000)}`;
+      let text = prefix + id + suffix;
+      if (signer) {
+        const signed = channelPostSignedBytes({ group: spec.id, from: sign.userId, fromDevice: sign.deviceId, id }, bodyBytes);
+        text = `${text.slice(0, -1)},"signature":"${Buffer.from(signer.sign(signed)).toString("base64")}"}`;
+      }
+      frames.push({ id, at, text });
+    }
+    const p0 = performance.now() + (t0 - epochNow());
+    for (const [k, f] of frames.entries()) {
       const wait = p0 + (k * 1000) / rate - performance.now();
       if (wait > 0) await sleep(wait);
-      conn.send(prefix + `${tag}g${k}t${Math.round((t0 + (k * 1000) / rate) * 1000)}` + suffix);
+      scheduled.set(f.id, p0 + (k * 1000) / rate);
+      conn.send(f.text);
     }
-    await withTimeout(done, 30_000, "group sends acknowledged").catch(() => undefined);
+    await withTimeout(done, 60_000, "group sends acknowledged").catch(() => undefined);
+    const statsAfter = await stats().catch(() => null);
     await conn.close();
-    return { acked, failed };
+    return { acked, failed, errors, ack: encode(ackHist), seqs, statsBefore, statsAfter };
   },
 
-  async groupCollect() {
-    const out = group ? Object.fromEntries(group.first) : {};
-    await pool(group?.conns ?? [], 500, (c) => c.close());
+  /** Per message id: how many of this process's members have it, and were told of it (see groupCollect). */
+  async groupProgress({ seqs = {} } = {}) {
+    const out = {};
+    for (const [id, seq] of Object.entries(seqs)) {
+      const members = group?.members ?? [];
+      out[id] = { message: group?.messages.get(id)?.count ?? 0, notice: seq ? members.filter((m) => m.notices.some(([upTo]) => upTo >= seq)).length : 0 };
+    }
+    return out;
+  },
+
+  /**
+   * Per message id: how many members have it and when the last of them got it (epoch ms); with `seqs`
+   * (id → group sequence), the same for notices (the first notice at or past the message's sequence).
+   * Then the members disconnect.
+   */
+  async groupCollect({ seqs = {} } = {}) {
+    const g = group;
+    const messages = g ? Object.fromEntries(g.messages) : {};
+    const notices = {};
+    for (const [id, seq] of Object.entries(seqs)) {
+      if (!seq) continue;
+      let count = 0;
+      let last = 0;
+      for (const m of g?.members ?? []) {
+        const hit = m.notices.find(([upTo]) => upTo >= seq);
+        if (!hit) continue;
+        count++;
+        last = Math.max(last, hit[1]);
+      }
+      notices[id] = { count, last };
+    }
+    const out = { messages, notices, duplicates: g?.duplicates ?? 0, fetchErrors: g?.fetchErrors ?? [] };
+    await pool(g?.members ?? [], 500, (m) => m.conn.close());
     group = null;
     return out;
   },

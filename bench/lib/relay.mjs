@@ -165,6 +165,8 @@ async function newDeviceKeys() {
   return {
     registrationId: 1 + Math.floor(Math.random() * 16380),
     identityKey: b64(identity.getPublicKey().serialize()),
+    /** Kept by the bench (never sent): a channel admin signs its posts with it (XEdDSA, libsignal's `sign`). */
+    identityPrivate: b64(identity.serialize()),
     signedPreKey: { keyId: 1, publicKey: b64(signedPreKey), signature: b64(identity.sign(signedPreKey)) },
     kyberLastResortPreKey: { keyId: 1, publicKey: b64(kyber), signature: b64(identity.sign(kyber)) },
     preKeys: [],
@@ -179,7 +181,8 @@ async function post(url, body) {
 
 /**
  * Registers users `from`..`from+count-1` (one device each) through the public API, stopping early at
- * `deadline` (epoch ms). Resolves with the sessions registered: { userId, token, registrationId }.
+ * `deadline` (epoch ms). Resolves with the sessions registered: { userId, token, registrationId, deviceId,
+ * identityPrivate } (the identity private key stays in the bench: channel posts are signed with it).
  */
 export async function registerUsers(baseUrl, sms, from, count, deadline, concurrency = 16) {
   const out = [];
@@ -191,9 +194,17 @@ export async function registerUsers(baseUrl, sms, from, count, deadline, concurr
     if (requested.status !== 202) throw new Error(`code request for user ${i}: HTTP ${requested.status} ${JSON.stringify(requested.json)}`);
     const code = sms.codes.get(phone);
     if (!code) throw new Error(`no SMS captured for ${phone}`);
-    const verified = await post(`${baseUrl}/v1/registration/verify`, { phone, code, device: keys });
+    const { identityPrivate, ...device } = keys;
+    const verified = await post(`${baseUrl}/v1/registration/verify`, { phone, code, device });
     if (verified.status !== 201 && verified.status !== 200) throw new Error(`verify for user ${i}: HTTP ${verified.status} ${JSON.stringify(verified.json)}`);
-    out.push({ n: i, userId: verified.json.userId, token: verified.json.accessToken, registrationId: keys.registrationId });
+    out.push({
+      n: i,
+      userId: verified.json.userId,
+      token: verified.json.accessToken,
+      registrationId: keys.registrationId,
+      deviceId: verified.json.deviceId ?? 1,
+      identityPrivate,
+    });
   });
   return out.sort((a, b) => a.n - b.n);
 }

@@ -59,16 +59,26 @@ function metrics(result) {
   const sizes = [...new Set(rows.filter((r) => r.workload_id === "3").map((r) => r.params.messages))].sort((a, b) => a - b);
   for (const n of sizes) out.push([`3 · drain ${fmt(n)} queued (ms, all received and acked)`, "lower", (p) => okNum(find(p, "3", (r) => r.params.messages === n), (r) => r.drain_ms)]);
   const members = [...new Set(rows.filter((r) => r.workload_id === "4" && typeof r.params.members === "number").map((r) => r.params.members))].sort((a, b) => a - b);
+  const w4 = (n, measure) => (p) => {
+    const any = find(p, "4");
+    // A target that ran no group of this size (e.g. ejabberd, skipped as a whole) shows its one row's status.
+    const sized = find(p, "4", (x) => x.params.members === n && (x.params.measure ?? "message") === measure);
+    return sized ?? (any && any.status !== "ok" && any.params.members === undefined ? any : undefined);
+  };
   for (const n of members) {
-    out.push([
-      `4 · fan-out to ${fmt(n)}: p99 to last member (ms)`,
-      "lower",
-      (p) => {
-        const r = find(p, "4");
-        if (r?.status === "not-implemented") return "not yet implemented";
-        return okNum(find(p, "4", (x) => x.params.members === n), (x) => x.latency_ms.p99);
-      },
-    ]);
+    out.push([`4 · fan-out to ${fmt(n)}: p50 sender ack (ms)`, "lower", (p) => okNum(w4(n, "message")(p), (x) => x.sender_ack_ms?.p50)]);
+    out.push([`4 · fan-out to ${fmt(n)}: p50 to last member, message in hand (ms)`, "lower", (p) => okNum(w4(n, "message")(p), (x) => x.latency_ms.p50)]);
+    out.push([`4 · fan-out to ${fmt(n)}: p99 to last member, message in hand (ms)`, "lower", (p) => okNum(w4(n, "message")(p), (x) => x.latency_ms.p99)]);
+    out.push([`4 · fan-out to ${fmt(n)}: p99 to last member's notice (Relay, read by cursor) (ms)`, "lower", (p) => okNum(find(p, "4", (x) => x.params.members === n && x.params.measure === "notice"), (x) => x.latency_ms.p99)]);
+  }
+  for (const r of rows.filter((x) => x.workload_id === "8" && x.peer === "relay-workerd" && x.status === "ok").slice(0, 1)) {
+    const label = `post to ${fmt(r.params.subscribers)} subscribers, ${fmt(r.params.online)} online`;
+    const w8 = (p) => find(p, "8");
+    out.push([`8 · channel ${label}: p50 to last online subscriber (ms; Relay: notice)`, "lower", (p) => okNum(w8(p), (x) => x.latency_ms.p50)]);
+    out.push([`8 · channel ${label}: p99 to last online subscriber (ms; Relay: notice)`, "lower", (p) => okNum(w8(p), (x) => x.latency_ms.p99)]);
+    out.push(["8 · channel: p50 admin's ack per post (ms)", "lower", (p) => okNum(w8(p), (x) => x.sender_ack_ms?.p50)]);
+    out.push(["8 · channel: rows stored per post", "lower", (p) => okNum(w8(p), (x) => x.rows_per_post)]);
+    out.push(["8 · channel: bytes on disk per post", "lower", (p) => okNum(w8(p), (x) => x.bytes_per_post)]);
   }
   out.push(["5 · idle sockets held", "higher", (p) => okNum(find(p, "5"), (r) => r.throughput)]);
   out.push(["5 · server bytes per idle socket", "lower", (p) => okNum(find(p, "5"), (r) => r.bytes_per_conn)]);
@@ -150,7 +160,14 @@ export function markdown(result, chartsRel) {
       .filter(([k]) => !["reference", "criterion"].includes(k))
       .map(([k, v]) => `${k}=${typeof v === "number" ? fmt(v) : v}`)
       .join(", ");
-    const extra = r.workload_id === "5" ? ` (${fmt(r.bytes_per_conn)} B, ${fmt(r.fds_per_conn)} fds /conn)` : r.workload_id === "1" && r.sustained === false ? " ✗" : "";
+    const extra =
+      r.workload_id === "5"
+        ? ` (${fmt(r.bytes_per_conn)} B, ${fmt(r.fds_per_conn)} fds /conn)`
+        : r.workload_id === "1" && r.sustained === false
+          ? " ✗"
+          : (r.workload_id === "4" || r.workload_id === "8") && r.sender_ack_ms
+            ? ` (sender ack p50 ${fmt(r.sender_ack_ms.p50)} p99 ${fmt(r.sender_ack_ms.p99)} ms${r.workload_id === "8" ? `; ${fmt(r.rows_per_post)} rows, ${fmt(r.bytes_per_post)} B per post` : ""})`
+            : "";
     const status = r.status === "ok" ? "ok" : `${r.status}${r.note ? `: ${r.note}` : ""}${r.error ? `: ${r.error.split("\n")[0]}` : ""}`;
     lines.push(
       `| ${r.workload} | ${SHORT[r.peer] ?? r.peer} | ${params} | ${r.throughput === null ? "—" : `${fmt(r.throughput)} ${r.throughput_unit ?? ""}`}${extra} | ${fmt(r.latency_ms.p50)} | ${fmt(r.latency_ms.p99)} | ${fmt(r.latency_ms.p999)} | ${fmt(r.cpu)} | ${fmt(r.rss_mb)} | ${fmt(r.fds)} | ${disturbance(r)} | ${status.replace(/\|/g, "\\|")} |`,
@@ -231,13 +248,13 @@ function lineChart({ title, subtitle, xLabel, yLabel, series, xAxis, yAxis, hlin
     const color = COLORS[s.id] ?? "#333";
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (pts.length) {
-      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map(([x, y]) => `${X(clampX(x)).toFixed(1)},${Y(clampY(y)).toFixed(1)}`).join(" ")}"/>`);
+      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${s.dash ? ' stroke-dasharray="6 4"' : ""} points="${pts.map(([x, y]) => `${X(clampX(x)).toFixed(1)},${Y(clampY(y)).toFixed(1)}`).join(" ")}"/>`);
       for (const [x, y, o] of pts) {
         out.push(`<circle cx="${X(clampX(x)).toFixed(1)}" cy="${Y(clampY(y)).toFixed(1)}" r="3.5" fill="${o?.hollow ? "#fff" : color}" stroke="${color}" stroke-width="1.5"/>`);
       }
     }
     const ly = M.t + 10 + i * 20;
-    out.push(`<line x1="${M.l + pw + 14}" y1="${ly}" x2="${M.l + pw + 34}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);
+    out.push(`<line x1="${M.l + pw + 14}" y1="${ly}" x2="${M.l + pw + 34}" y2="${ly}" stroke="${color}" stroke-width="2"${s.dash ? ' stroke-dasharray="6 4"' : ""}/>`);
     out.push(`<text x="${M.l + pw + 40}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
   out.push(`</svg>`);
@@ -312,6 +329,33 @@ export function charts(result) {
       yAxis: logAxis([...values, 100], { pad: 1.5, floor: 0.05 }),
       hlines: [{ y: 100, label: "100 ms" }],
       series: dist.map((r) => ({ id: r.peer, name: SHORT[r.peer], points: r.details.latency_curve.filter(([p]) => p >= 50 && p <= 99.99).map(([p, v]) => [p, v]) })),
+    });
+  }
+  const w4 = rows.filter((r) => r.workload_id === "4" && r.status === "ok" && typeof r.params.members === "number" && Number.isFinite(r.latency_ms.p99));
+  const w4targets = ORDER.filter((p) => w4.some((r) => r.peer === p));
+  if (w4targets.length) {
+    const series = [];
+    for (const p of w4targets) {
+      const pts = (measure) =>
+        w4
+          .filter((r) => r.peer === p && (r.params.measure ?? "message") === measure)
+          .sort((a, b) => a.params.members - b.params.members)
+          .map((r) => [r.params.members, r.latency_ms.p99, { hollow: measure === "notice" }]);
+      series.push({ id: p, name: SHORT[p], points: pts("message") });
+      const notice = pts("notice");
+      if (notice.length) series.push({ id: p, name: `${SHORT[p]}, notice`, points: notice, dash: true });
+    }
+    const sizes = w4.map((r) => r.params.members);
+    const values = w4.map((r) => r.latency_ms.p99);
+    out["group-fanout.svg"] = lineChart({
+      title: "Group fan-out: p99 from send to the last member",
+      subtitle: `${sub} · all members online`,
+      xLabel: "members (log scale)",
+      yLabel: "p99 to the last member (ms)",
+      xAxis: logAxis(sizes, { pad: 1.4, floor: 1 }),
+      yAxis: logAxis([...values, 250], { pad: 1.5, floor: 0.1 }),
+      hlines: [{ y: 250, label: "goal: 250 ms to the last of 1,000" }],
+      series,
     });
   }
   return out;

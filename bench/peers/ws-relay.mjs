@@ -4,8 +4,17 @@
  * instead of Relay. Same frames as Relay, minus the Signal envelope around them:
  *
  *   client → server  {"type":"send","id","to":"<user>"|["<user>",…],"body"}   {"type":"ack","upTo":seq}   {"type":"ping"}
- *   server → client  {"type":"ready","userId","pending"}  {"type":"sent","id","ts"}  {"type":"pong"}
+ *                    {"type":"room","id","room","members":[…],"mode":"write"|"log"}   {"type":"send","id","room","body"}
+ *                    {"type":"stats"}
+ *   server → client  {"type":"ready","userId","pending"}  {"type":"sent","id","ts"[,"roomSeq"]}  {"type":"pong"}
  *                    {"type":"deliver","envelopes":[{"seq","from","id","ts","body"}]}
+ *                    {"type":"post","room","roomSeq","from","id","ts","body"}   {"type":"stats","inboxRows","logRows"}
+ *
+ * Rooms (group fan-out, bench workloads 4 and 8): a `room` frame names a room's members (the sender is a
+ * member: it creates or replaces the room). A send to a room in mode "write" is fanned out on write: one
+ * inbox envelope per member but the sender, committed before `sent`, pushed and acknowledged like a 1:1
+ * message. Mode "log" (a broadcast channel) stores the post once in the room's log, then pushes it whole
+ * (a `post` frame, no acknowledgement) to the members that are online; the others would read the log later.
  *
  * Authentication: `Authorization: Bearer <token>` on the upgrade, token = base64url(JSON {sub, exp}) "."
  * base64url(Ed25519 signature), checked with node:crypto against the public key given in --public-key
@@ -65,6 +74,7 @@ function verifyToken(token) {
 /** Inboxes in memory: user → envelopes in seq order. */
 function memoryStore() {
   const inboxes = new Map();
+  const logs = new Map();
   const inbox = (user) => {
     let list = inboxes.get(user);
     if (!list) inboxes.set(user, (list = []));
@@ -93,6 +103,12 @@ function memoryStore() {
       return { count: list.length, first: list[0]?.seq, last: list.at(-1)?.seq };
     },
     lastSeq: () => 0,
+    appendLog(room, e) {
+      let list = logs.get(room);
+      if (!list) logs.set(room, (list = []));
+      list.push(e);
+    },
+    stats: () => ({ inboxRows: [...inboxes.values()].reduce((n, l) => n + l.length, 0), logRows: [...logs.values()].reduce((n, l) => n + l.length, 0) }),
   };
 }
 
@@ -104,6 +120,12 @@ async function sqliteStore(path) {
   db.exec(`CREATE TABLE IF NOT EXISTS inbox (
     user TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (user, seq)) WITHOUT ROWID`);
+  db.exec(`CREATE TABLE IF NOT EXISTS room_log (
+    room TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL, id TEXT NOT NULL, ts INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (room, seq)) WITHOUT ROWID`);
+  const appendLog = db.prepare("INSERT INTO room_log (room, seq, sender, id, ts, body) VALUES (?, ?, ?, ?, ?, ?)");
+  const countInbox = db.prepare("SELECT count(*) AS n FROM inbox");
+  const countLog = db.prepare("SELECT count(*) AS n FROM room_log");
   const insert = db.prepare("INSERT INTO inbox (user, seq, sender, id, ts, body) VALUES (?, ?, ?, ?, ?, ?)");
   const del = db.prepare("DELETE FROM inbox WHERE user = ? AND seq <= ?");
   const after = db.prepare("SELECT seq, sender AS \"from\", id, ts, body FROM inbox WHERE user = ? AND seq > ? ORDER BY seq LIMIT ?");
@@ -120,6 +142,8 @@ async function sqliteStore(path) {
       return { count: row.count, first: row.first ?? undefined, last: row.last ?? undefined };
     },
     lastSeq: (user) => last.get(user).last ?? 0,
+    appendLog: (room, e) => appendLog.run(room, e.seq, e.from, e.id, e.ts, e.body),
+    stats: () => ({ inboxRows: countInbox.get().n, logRows: countLog.get().n }),
   };
 }
 
@@ -129,6 +153,8 @@ const store = flags.store === "sqlite" ? await sqliteStore(flags.db) : memorySto
 /** user → { ws, sentUpTo, ackedUpTo, caughtUp } */
 const conns = new Map();
 const nextSeq = new Map();
+/** room → { members: string[], mode: "write" | "log", seq } (in memory: the bench creates rooms per run). */
+const rooms = new Map();
 
 function allocSeq(user) {
   const seq = (nextSeq.get(user) ?? store.lastSeq(user)) + 1;
@@ -188,11 +214,20 @@ function flush() {
   batch = [];
   const pushes = new Map();
   const ts = Date.now();
+  const posts = [];
   store.begin();
   try {
     for (const op of ops) {
       if (op.kind === "ack") {
         store.ack(op.user, op.upTo);
+        continue;
+      }
+      if (op.kind === "post") {
+        const room = rooms.get(op.room);
+        const post = { seq: ++room.seq, from: op.from, id: op.id, ts, body: op.body };
+        store.appendLog(op.room, post);
+        op.roomSeq = post.seq;
+        posts.push({ room, from: op.from, text: JSON.stringify({ type: "post", room: op.room, roomSeq: post.seq, from: op.from, id: op.id, ts, body: op.body }) });
         continue;
       }
       for (const to of op.to) {
@@ -210,6 +245,7 @@ function flush() {
   }
   for (const op of ops) {
     if (op.kind === "send") op.ws.send(`{"type":"sent","id":${JSON.stringify(op.id)},"ts":${ts}}`);
+    else if (op.kind === "post") op.ws.send(`{"type":"sent","id":${JSON.stringify(op.id)},"ts":${ts},"roomSeq":${op.roomSeq}}`);
     else {
       const c = conns.get(op.user);
       if (c && c.ws === op.ws) {
@@ -219,6 +255,12 @@ function flush() {
     }
   }
   for (const [to, envelopes] of pushes) push(to, envelopes);
+  for (const { room, from, text } of posts) {
+    for (const member of room.members) {
+      const c = member !== from && conns.get(member);
+      if (c) c.ws.send(text);
+    }
+  }
 }
 
 // ───────────── server ─────────────
@@ -256,7 +298,18 @@ function onConnection(ws, user) {
     } catch {
       return ws.send('{"type":"error","code":"bad_request","message":"not JSON"}');
     }
-    if (frame.type === "send" && typeof frame.id === "string" && typeof frame.body === "string") {
+    if (frame.type === "room" && typeof frame.id === "string" && typeof frame.room === "string" && Array.isArray(frame.members)) {
+      const members = [...new Set([user, ...frame.members.filter((m) => typeof m === "string")])];
+      rooms.set(frame.room, { members, set: new Set(members), mode: frame.mode === "log" ? "log" : "write", seq: rooms.get(frame.room)?.seq ?? 0 });
+      ws.send(`{"type":"sent","id":${JSON.stringify(frame.id)},"ts":${Date.now()}}`);
+    } else if (frame.type === "send" && typeof frame.id === "string" && typeof frame.body === "string" && typeof frame.room === "string") {
+      const room = rooms.get(frame.room);
+      if (!room || !room.set.has(user)) return ws.send(`{"type":"error","id":${JSON.stringify(frame.id)},"code":"not_found"}`);
+      if (room.mode === "log") enqueue({ kind: "post", ws, from: user, id: frame.id, room: frame.room, body: frame.body });
+      else enqueue({ kind: "send", ws, from: user, id: frame.id, to: room.members.filter((m) => m !== user), body: frame.body });
+    } else if (frame.type === "stats") {
+      ws.send(JSON.stringify({ type: "stats", ...store.stats() }));
+    } else if (frame.type === "send" && typeof frame.id === "string" && typeof frame.body === "string") {
       const to = Array.isArray(frame.to) ? frame.to : [frame.to];
       if (!to.every((t) => typeof t === "string")) return ws.send(`{"type":"error","id":${JSON.stringify(frame.id)},"code":"bad_request"}`);
       enqueue({ kind: "send", ws, from: user, id: frame.id, to, body: frame.body });

@@ -71,8 +71,14 @@ describe("npm run bench -- --smoke", () => {
         for (const v of Object.values(r.latency_ms)) expect(Number.isFinite(v), `${r.peer} ${r.workload} latency`).toBe(true);
       }
     }
-    // Relay has no groups yet: its fan-out row says so instead of a number.
-    expect(rows.find((r) => r.peer === "relay-workerd" && r.workload === "group fan-out")?.status).toBe("not-implemented");
+    // Groups (workload 4) and a channel (workload 8) ran on Relay and the peers, to every member.
+    for (const id of ["relay-workerd", "ws-memory", "ws-sqlite"]) {
+      for (const workload of ["group fan-out", "channel post"]) {
+        const r = rows.find((x) => x.peer === id && x.workload === workload);
+        expect(r?.status, `${id} ${workload}`).toBe("ok");
+        expect(Number.isFinite(r?.latency_ms.p99), `${id} ${workload} p99`).toBe(true);
+      }
+    }
 
     const md = readFileSync(join(out, jsonFile!.replace(/\.json$/, ".md")), "utf8");
     expect(md).toContain("Relay ÷ peer");
