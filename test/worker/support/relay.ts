@@ -8,6 +8,7 @@ import type { ClientFrame, Envelope, OutgoingMessage, ServerFrame } from "../../
 import type { DeviceKeysBody } from "../../support/device-keys";
 import { deviceKeys } from "../../support/device-keys";
 import type { Session } from "../../../src/protocol/http";
+import type { IdentityKeyPair } from "../../../src/protocol/keys";
 
 const ORIGIN = "https://relay.test";
 let phoneCounter = 0;
@@ -50,25 +51,27 @@ export interface TestDevice {
   session: Session;
   keys: DeviceKeysBody;
   phone: string;
+  /** The device's identity key pair (tests that sign as the device, e.g. channel posts). */
+  identity?: IdentityKeyPair;
 }
 
 /** Registers a new user (primary device) through code request and verification. */
 export async function registerUser(options: { phone?: string; preKeys?: number; kyberPreKeys?: number } = {}): Promise<TestDevice> {
   const phone = options.phone ?? newPhone();
   const code = await requestCode(phone);
-  const { keys } = deviceKeys({ preKeys: options.preKeys ?? 3, kyberPreKeys: options.kyberPreKeys ?? 2 });
+  const { keys, identity } = deviceKeys({ preKeys: options.preKeys ?? 3, kyberPreKeys: options.kyberPreKeys ?? 2 });
   const res = await api("POST", "/v1/registration/verify", { body: { phone, code, device: keys } });
   if (res.status !== 201 && res.status !== 200) throw new Error(`verify failed: ${res.status} ${JSON.stringify(res.json)}`);
-  return { session: res.json as Session, keys, phone };
+  return { session: res.json as Session, keys, phone, identity };
 }
 
 /** Links a new device to `primary`'s account. */
 export async function linkDevice(primary: TestDevice): Promise<TestDevice> {
   const codeRes = await api("POST", "/v1/devices/link-codes", { token: primary.session.accessToken });
-  const { keys } = deviceKeys({ preKeys: 2, kyberPreKeys: 1 });
+  const { keys, identity } = deviceKeys({ preKeys: 2, kyberPreKeys: 1 });
   const res = await api("POST", "/v1/devices/link", { body: { code: codeRes.json.code, device: keys } });
   if (res.status !== 201) throw new Error(`link failed: ${res.status} ${JSON.stringify(res.json)}`);
-  return { session: res.json as Session, keys, phone: primary.phone };
+  return { session: res.json as Session, keys, phone: primary.phone, identity };
 }
 
 /** A ciphertext stand-in: tests of the server only need opaque bytes. */
