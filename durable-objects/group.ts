@@ -55,6 +55,7 @@ const ADMINS_ONLY = refuse(403, "forbidden", "only the group's admins can do thi
 
 /** Online members told about new entries at once. */
 const NOTICE_CONCURRENCY = 64;
+const NOTICE_MISSES_BEFORE_FORGET = 3;
 
 type MemberRow = {
   user_id: string;
@@ -74,6 +75,8 @@ export class GroupDO extends DurableObject<Env> {
   private info: string | null;
   /** Member count, cached between membership changes (a channel has up to 100,000). */
   private members: number | null = null;
+  /** Notices in a row that found a watcher without sockets. */
+  private readonly noticeMisses = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -316,6 +319,7 @@ export class GroupDO extends DurableObject<Env> {
   async watch(userId: string): Promise<number | null> {
     if (!this.member(userId)) return null;
     this.sql.exec("INSERT OR IGNORE INTO watchers (user_id) VALUES (?)", userId);
+    this.noticeMisses.delete(userId);
     return this.log.head();
   }
 
@@ -407,15 +411,28 @@ export class GroupDO extends DurableObject<Env> {
     for (let i = 0; i < watchers.length; i += NOTICE_CONCURRENCY) {
       await Promise.all(
         watchers.slice(i, i + NOTICE_CONCURRENCY).map(async (userId) => {
-          try {
-            if (!(await this.user(userId).groupNotice(this.groupId!, upTo))) offline.push(userId);
-          } catch (error) {
-            this.logger.info("group_notice", { outcome: "member_unavailable", error: String(error) });
+          for (let attempt = 1; attempt <= 2; attempt++) {
+            try {
+              if (await this.user(userId).groupNotice(this.groupId!, upTo)) this.noticeMisses.delete(userId);
+              else offline.push(userId);
+              return;
+            } catch (error) {
+              if (attempt === 2) this.logger.info("group_notice", { outcome: "member_unavailable", error: String(error) });
+            }
           }
         }),
       );
     }
-    for (const userId of offline) this.sql.exec("DELETE FROM watchers WHERE user_id = ?", userId);
+    // A member found without sockets three notices running is forgotten (its next connect registers it again);
+    // one miss alone may be a reconnect in flight.
+    for (const userId of offline) {
+      const misses = (this.noticeMisses.get(userId) ?? 0) + 1;
+      if (misses < NOTICE_MISSES_BEFORE_FORGET) this.noticeMisses.set(userId, misses);
+      else {
+        this.noticeMisses.delete(userId);
+        this.sql.exec("DELETE FROM watchers WHERE user_id = ?", userId);
+      }
+    }
   }
 
   private stateFor(userId: string): GroupState | null {
