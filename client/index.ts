@@ -23,3 +23,20 @@ export { IndexedDbStore } from "./store/indexeddb";
 export { RelaySenderKeyStore } from "./store/sender-key-store";
 export type { RelayStore, Tables, TableName, WriteOp, KeyRange, Entry, AccountRecord } from "./store/types";
 export { formatSafetyNumber, safetyNumbersEqual } from "./crypto/fingerprint";
+export { RelayGroups, type GroupHistoryQuery } from "./groups/relay-groups";
+export { GroupMessageError, type GroupMessageErrorReason } from "./groups/receive";
+export { parseInviteLink, inviteLink } from "./groups/channel-crypto";
+export type {
+  GroupRecord,
+  GroupHistoryRecord,
+  GroupMessageRecord,
+  GroupEventRecord,
+  GroupSkippedRecord,
+  GroupMessageEvent,
+  GroupEventEvent,
+  GroupReceiptsEvent,
+  GroupStatusEvent,
+  OwnSenderKeyRecord,
+  GroupOutboxItem,
+} from "./groups/types";
+export type { GroupState, GroupMember, GroupRole, GroupKind, GroupEvent, GroupMembership, GroupReceiptCounts, GroupReceiptList, InviteResponse, JoinResponse, JoinRequest } from "../src/protocol/groups";

@@ -2,6 +2,7 @@
 import type { LoggedOutError } from "./errors";
 import type { MessageRecord, MessageStatus } from "./messages/types";
 import type { ConnectionState } from "./transport/connection";
+import type { GroupEventEvent, GroupMessageEvent, GroupReceiptsEvent, GroupStatusEvent } from "./groups/types";
 
 export interface RelayEvents {
   /** A message arrived (from another user, or a copy of one your other device sent), already stored. */
@@ -17,6 +18,14 @@ export interface RelayEvents {
   connection: { state: ConnectionState; code?: number; reason?: string; delayMs?: number };
   /** This device was signed out (removed, re-registered elsewhere, or its refresh token refused). */
   loggedOut: LoggedOutError;
+  /** A group message or channel post arrived (decrypted, verified for channels, already stored), in group order. */
+  groupMessage: GroupMessageEvent;
+  /** A group's membership changed (created, added, removed, left, joined, role, info), in group order; the local state follows it. */
+  groupEvent: GroupEventEvent;
+  /** New aggregated delivered/read counts of group messages this account sent. */
+  groupReceipts: GroupReceiptsEvent;
+  /** A `sendToGroup` or `post` was stored by the server (`sent`, with its group sequence) or refused for good (`failed`). */
+  groupStatus: GroupStatusEvent;
   /** Something failed in the background (a message that did not decrypt, a key upload that failed…). */
   error: unknown;
 }

@@ -35,6 +35,8 @@ import { put, type AccountRecord, type LocalIdentityRecord, type RelayStore } fr
 import { Connection, type ConnectionState, type WebSocketConstructor } from "./transport/connection";
 import { SerialQueue } from "./util/serial";
 import { LIMITS } from "../src/protocol/limits";
+import { GroupClient } from "./groups/client";
+import { RelayGroups } from "./groups/relay-groups";
 
 /** Options every way of getting a `Relay` shares. */
 export interface RelayOptions {
@@ -122,13 +124,15 @@ export class PendingRegistration {
 
 /**
  * One signed-in device. Get one with {@link Relay.register}, {@link Relay.link} or {@link Relay.connect}.
+ * Groups and channels: the methods inherited from {@link RelayGroups}.
  * @example
  * const relay = await Relay.connect({ store });
  * relay.on("message", (m) => console.log(m.body));
  * await relay.send(bobId, "hi");
  */
-export class Relay {
+export class Relay extends RelayGroups {
   private readonly core: Core;
+  protected readonly groupClient: GroupClient;
   private readonly events = new Emitter<RelayEvents>();
   private readonly outbox: Outbox;
   private readonly tokens: TokenManager;
@@ -144,6 +148,7 @@ export class Relay {
     private readonly options: RelayOptions,
     private readonly clock: OrderClock,
   ) {
+    super();
     const url = options.url ?? account.url;
     const tuning = resolveTuning(options);
     const store = options.store;
@@ -194,6 +199,7 @@ export class Relay {
       now: Date.now,
     };
     this.outbox = new Outbox(this.core);
+    this.groupClient = new GroupClient(this.core);
   }
 
   // ---- Getting a Relay ----
@@ -497,7 +503,7 @@ export class Relay {
     this.closed = true;
     clearInterval(this.keyTimer);
     this.core.connection.stop();
-    await this.outbox.idle();
+    await Promise.all([this.outbox.idle(), this.groupClient.idle()]);
     await this.core.lane.run(async () => undefined);
   }
 
@@ -510,6 +516,7 @@ export class Relay {
 
   private onReady(): void {
     this.outbox.kick({ resume: true });
+    this.groupClient.onReady();
     if (this.core.now() - this.lastKeyCheck >= this.core.tuning.keyCheckIntervalMs) this.checkKeys();
   }
 
@@ -530,7 +537,11 @@ export class Relay {
         return true;
       })
       .then(
-        (stored) => stored && connection.ack(generation, last.seq),
+        (stored) => {
+          if (!stored) return;
+          connection.ack(generation, last.seq);
+          this.groupClient.afterDeliver();
+        },
         (error: unknown) => {
           // Not stored, so not acknowledged: reconnect and let the server redeliver.
           this.events.emit("error", error);
@@ -540,6 +551,7 @@ export class Relay {
   }
 
   private onOther(frame: ServerFrame): void {
+    if (this.groupClient.onFrame(frame)) return;
     if (frame.type === "error") this.events.emit("error", new Error(`server: ${frame.code}: ${frame.message}`));
   }
 

@@ -49,7 +49,12 @@ export class RelayApi {
     private readonly tokens: TokenManager,
   ) {}
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * Any authenticated route: `method path` with an optional JSON body; the parsed answer (undefined for 204).
+   * @example
+   * const state = await api.call<GroupState>("GET", `/v1/groups/${groupId}`);
+   */
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const token = await this.tokens.accessToken();
     try {
       return await requestJson<T>(this.options.url, method, path, { ...this.options, token, body });

@@ -12,7 +12,10 @@ import { isPending, untrustedOps } from "../identity/pending";
 import { StagedProtocolStore } from "../sessions/staged-store";
 import { historyKey, messageRefKey, numberKey } from "../store/keys";
 import { put, type WriteOp } from "../store/types";
-import { decodeContent } from "./content";
+import { decodePlaintext, type Content } from "./content";
+import { applyGroupEntry } from "../groups/receive";
+import { StagedSenderKeyStore } from "../groups/staged-sender-keys";
+import { processSenderKeyDistributionMessage } from "../crypto/sender-keys";
 import { advanceStatus, findMessage, storeMessageOps } from "./history";
 import type { MessageRecord } from "./types";
 import { CIPHERTEXT_TYPES } from "../transport/wire";
@@ -43,6 +46,7 @@ export class UndecryptableMessageError extends Error {
 export async function receiveEnvelope(core: Core, envelope: Envelope): Promise<void> {
   if (envelope.kind === "receipt") return applyReceipt(core, envelope);
   if (envelope.kind === "message") return receiveMessage(core, envelope);
+  if (envelope.kind === "group_message" || envelope.kind === "group_event") await applyGroupEntry(core, envelope, { kind: "group" });
 }
 
 async function applyReceipt(core: Core, receipt: ReceiptEnvelope): Promise<void> {
@@ -68,13 +72,18 @@ async function receiveMessage(core: Core, envelope: MessageEnvelope, extraOps: W
     return;
   }
   const staged = new StagedProtocolStore(core.store, core.local, core.now);
-  let record: MessageRecord;
+  let record: MessageRecord | undefined;
   try {
     if (envelope.type !== CIPHERTEXT_TYPES.whisper && envelope.type !== CIPHERTEXT_TYPES.preKey) {
       throw new Error(`ciphertext type ${envelope.type} is not handled by this SDK version`);
     }
     const plaintext = await decrypt(staged, { userId: envelope.from, deviceId: envelope.fromDevice }, { type: envelope.type, body: fromBase64(envelope.body) });
-    record = toRecord(core, envelope, plaintext);
+    const decoded = decodePlaintext(plaintext);
+    if (decoded.kind === "senderKey") {
+      // A group member's sender key: kept (with the session state), never shown as a message.
+      const sender = { userId: envelope.from, deviceId: envelope.fromDevice };
+      await processSenderKeyDistributionMessage(sender, decoded.content.senderKey.message, new StagedSenderKeyStore(staged));
+    } else record = toRecord(core, envelope, decoded.content);
   } catch (error) {
     if (error instanceof UntrustedIdentityError) {
       const { ops, addresses } = untrustedOps(staged, core.now());
@@ -90,12 +99,15 @@ async function receiveMessage(core: Core, envelope: MessageEnvelope, extraOps: W
     }
     return;
   }
+  if (!record) {
+    await core.store.write([...staged.writes(), put("messageIndex", ref, ""), ...extraOps]);
+    return;
+  }
   await core.store.write([...staged.writes(), ...storeMessageOps(record), ...extraOps]);
   core.events.emit("message", record);
 }
 
-function toRecord(core: Core, envelope: MessageEnvelope, plaintext: Uint8Array): MessageRecord {
-  const content = decodeContent(plaintext);
+function toRecord(core: Core, envelope: MessageEnvelope, content: Content): MessageRecord {
   const ref = messageRefKey(envelope.from, envelope.fromDevice, envelope.id);
   const own = envelope.from === core.userId;
   const to = own ? (content.to ?? core.userId) : core.userId;

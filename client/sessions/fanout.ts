@@ -55,23 +55,40 @@ async function encryptFor(core: Core, staged: StagedProtocolStore, userId: strin
  * await core.store.write([...staged.writes(), put("outbox", key, { ...item, frame })]);
  */
 export async function buildSendFrame(core: Core, staged: StagedProtocolStore, item: OutboxSend): Promise<Required<SendFrame>> {
-  const self = item.to === core.userId;
-  let recipients = await sessionDevices(core.store, staged, item.to);
-  if (!self && recipients.length === 0) {
-    if ((await addBundles(staged, await core.api.bundles(item.to))).length) throw new IdentityBlockedError(item.to);
-    recipients = await sessionDevices(core.store, staged, item.to);
-  }
-  const own = (await sessionDevices(core.store, staged, core.userId)).filter((d) => d.deviceId !== core.deviceId);
   const content = encodeContent({ body: item.body, sentAt: item.sentAt });
   const syncContent = encodeContent({ body: item.body, sentAt: item.sentAt, to: item.to });
+  return buildPlaintextFrame(core, staged, item, content, syncContent);
+}
+
+/**
+ * Like {@link buildSendFrame} for any plaintext: `content` for the recipient's devices, `syncContent` for this
+ * account's other devices (for a note to self, `syncContent` goes to them as the message).
+ * @example
+ * const plaintext = encodeSenderKeyContent({ senderKey: { group, message }, sentAt: Date.now() });
+ * const frame = await buildPlaintextFrame(core, staged, { id, to: bobId }, plaintext, plaintext);
+ */
+export async function buildPlaintextFrame(
+  core: Core,
+  staged: StagedProtocolStore,
+  send: { id: string; to: string },
+  content: Uint8Array,
+  syncContent: Uint8Array,
+): Promise<Required<SendFrame>> {
+  const self = send.to === core.userId;
+  let recipients = await sessionDevices(core.store, staged, send.to);
+  if (!self && recipients.length === 0) {
+    if ((await addBundles(staged, await core.api.bundles(send.to))).length) throw new IdentityBlockedError(send.to);
+    recipients = await sessionDevices(core.store, staged, send.to);
+  }
+  const own = (await sessionDevices(core.store, staged, core.userId)).filter((d) => d.deviceId !== core.deviceId);
   if (self) {
-    return { type: "send", id: item.id, to: item.to, messages: await encryptFor(core, staged, core.userId, own, syncContent), sync: [] };
+    return { type: "send", id: send.id, to: send.to, messages: await encryptFor(core, staged, core.userId, own, syncContent), sync: [] };
   }
   return {
     type: "send",
-    id: item.id,
-    to: item.to,
-    messages: await encryptFor(core, staged, item.to, recipients, content),
+    id: send.id,
+    to: send.to,
+    messages: await encryptFor(core, staged, send.to, recipients, content),
     sync: await encryptFor(core, staged, core.userId, own, syncContent),
   };
 }

@@ -64,5 +64,14 @@ export function conversationPrefix(conversation: string): string {
   return `${conversation}|`;
 }
 
+/**
+ * A group history entry: group, then its group sequence.
+ * @example
+ * await store.get("groupHistory", groupHistoryKey(groupId, 12));
+ */
+export function groupHistoryKey(groupId: string, groupSeq: number): string {
+  return `${groupId}|${numberKey(groupSeq)}`;
+}
+
 /** Fixed meta keys. */
 export const META = { account: "account", identity: "identity", keyState: "keyState" } as const;

@@ -13,6 +13,7 @@ import type { KeyPair, KyberKeyPair } from "../crypto/index";
 import type { Session } from "../../src/protocol/http";
 import type { Envelope } from "../../src/protocol/frames";
 import type { MessageRecord, OutboxItem } from "../messages/types";
+import type { GroupHistoryRecord, GroupOutboxItem, GroupRecord, OwnSenderKeyRecord } from "../groups/types";
 
 /** This device's account: who it is and its current tokens. */
 export interface AccountRecord {
@@ -103,6 +104,20 @@ export interface Tables {
   outbox: OutboxItem;
   /** Envelopes held back until their sender's changed identity is trusted. */
   quarantine: Envelope;
+  /** Groups and channels this device is in, by group id (cached server state, kept current by group events). */
+  groups: GroupRecord;
+  /** This device's sender key per group (distribution id, who has it, whether to rotate), by group id. */
+  groupSenderKeys: OwnSenderKeyRecord;
+  /** Group messages, channel posts and membership changes, by group and group sequence (also the delivery dedupe). */
+  groupHistory: GroupHistoryRecord;
+  /** Fan-out-on-read groups and channels: the last group sequence read from the log, by group id. */
+  groupCursors: number;
+  /** Group sends, channel posts and group read receipts waiting for the server, in order. */
+  groupOutbox: GroupOutboxItem;
+  /** Channel keys (32 bytes, AES-256-GCM), by channel id: from `createChannel` or an invite link, never sent to the server. */
+  channelKeys: Uint8Array;
+  /** Identity keys of channel posters fetched from the key directory, by address (`userId.deviceId`). */
+  signerKeys: Uint8Array;
 }
 
 export type TableName = keyof Tables;

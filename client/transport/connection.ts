@@ -213,6 +213,10 @@ export class Connection {
       case "deliver":
         this.options.onDeliver(frame);
         return;
+      case "group_notice":
+      case "group_receipts":
+        this.options.onOther(frame);
+        return;
       case "sent":
       case "error": {
         if (frame.type === "error" && frame.id === undefined && (frame.code === "unauthorized" || frame.code === "conflict")) {

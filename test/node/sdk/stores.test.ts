@@ -91,6 +91,34 @@ describe.each(implementations)("$name", ({ open, reopen }) => {
     expect(await again.get("messageIndex", "x")).toBe("y");
     await again.close();
   });
+
+  it("keeps group state, sender-key tracking, channel keys, cursors, history and the group outbox (across reopening too)", async () => {
+    const groupId = crypto.randomUUID();
+    const me = { userId: crypto.randomUUID(), role: "admin" as const, since: 1 };
+    const channelKey = crypto.getRandomValues(new Uint8Array(32));
+    const ops = [
+      put("groups", groupId, { groupId, kind: "group", epoch: 3, seq: 9, fanout: "write", info: null, memberCount: 1, members: [me], you: me, stale: true }),
+      put("groupSenderKeys", groupId, { distributionId: crypto.randomUUID(), epoch: 3, createdAt: 5, sentTo: [me.userId], rotate: true }),
+      put("channelKeys", groupId, channelKey),
+      put("signerKeys", `${me.userId}.1`, channelKey.slice(0, 33)),
+      put("groupCursors", groupId, 57),
+      put("groupHistory", `${groupId}|000000000000009`, { kind: "message", group: groupId, groupSeq: 9, from: me.userId, fromDevice: 1, id: "m", ts: 1, sentAt: 1, body: { bytes: channelKey }, direction: "outgoing" }),
+      put("groupOutbox", "00000000000000001.m", { kind: "read", id: "r", group: groupId, seqs: [9] }),
+    ];
+    const check = async (store: RelayStore) => {
+      for (const op of ops) expect(await store.get(op.table, op.key)).toEqual(op.value);
+      expect(await store.get("channelKeys", groupId)).toBeInstanceOf(Uint8Array);
+    };
+    const store = await open();
+    await store.write(ops);
+    await check(store);
+    await store.close();
+    if (reopen) {
+      const again = await reopen();
+      await check(again);
+      await again.close();
+    }
+  });
 });
 
 describe("sender keys in a RelayStore", () => {
