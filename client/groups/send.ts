@@ -18,6 +18,7 @@ import { StagedProtocolStore } from "../sessions/staged-store";
 import { groupHistoryKey } from "../store/keys";
 import { put, type WriteOp } from "../store/types";
 import type { Answer } from "../transport/connection";
+import { DrainLoop } from "../util/drain-loop";
 import { OrderClock } from "../util/order-clock";
 import { sealPost, signPost } from "./channel-crypto";
 import { distributeSenderKey } from "./distribution";
@@ -35,17 +36,16 @@ const MAX_EPOCH_RETRIES = 5;
  * const outbox = new GroupOutbox(core, (id) => refresh(id));
  * const id = await outbox.enqueueSend(groupId, { text: "hi" });
  */
-export class GroupOutbox {
-  private running: Promise<void> | undefined;
-  private again = false;
-  private paused = false;
+export class GroupOutbox extends DrainLoop {
   private clock: OrderClock | undefined;
 
   /** `refresh` fetches a group's state from the server and stores it (undefined: not a member). */
   constructor(
     private readonly core: Core,
     private readonly refresh: (groupId: string) => Promise<GroupRecord | undefined>,
-  ) {}
+  ) {
+    super((error) => core.events.emit("error", error));
+  }
 
   private async nextKey(id: string): Promise<string> {
     this.clock ??= new OrderClock(outboxOrder((await this.core.store.list("groupOutbox", { reverse: true, limit: 1 }))[0]?.key));
@@ -77,38 +77,7 @@ export class GroupOutbox {
     this.kick();
   }
 
-  /**
-   * Starts draining (or drains again after the current pass).
-   * @example
-   * outbox.kick({ resume: true }); // on `ready`
-   */
-  kick(options: { resume?: boolean } = {}): void {
-    if (options.resume) this.paused = false;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.drain()
-      .catch((error) => this.core.events.emit("error", error))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
-  }
-
-  /**
-   * Resolves when the current pass is over.
-   * @example
-   * await outbox.idle();
-   */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
-  }
-
-  private async drain(): Promise<void> {
+  protected async drain(): Promise<void> {
     while (!this.paused && this.core.connection.isOpen) {
       const next = (await this.core.store.list("groupOutbox", { limit: 1 }))[0];
       if (!next) return;

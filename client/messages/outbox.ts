@@ -9,6 +9,7 @@ import { ConnectionClosedError, RelayApiError } from "../errors";
 import { untrustedOps } from "../identity/pending";
 import { IdentityBlockedError, buildSendFrame } from "../sessions/fanout";
 import { repairDevices } from "../sessions/repair";
+import { DrainLoop } from "../util/drain-loop";
 import { StagedProtocolStore } from "../sessions/staged-store";
 import { numberKey } from "../store/keys";
 import { put, type WriteOp } from "../store/types";
@@ -44,46 +45,12 @@ export function outboxOrder(key: string | undefined): number {
  * await core.store.write([...storeMessageOps(record), put("outbox", outboxKey(clock.next(now), id), item)]);
  * outbox.kick();
  */
-export class Outbox {
-  private running: Promise<void> | undefined;
-  private again = false;
-  /** Set when sends keep needing repairs: wait for the next connection before trying again. */
-  private paused = false;
-
-  constructor(private readonly core: Core) {}
-
-  /**
-   * Starts draining (or drains again after the current pass): after an enqueue, on `ready`, after `trustIdentity`.
-   * @example
-   * connection.onReady = () => outbox.kick({ resume: true });
-   */
-  kick(options: { resume?: boolean } = {}): void {
-    if (options.resume) this.paused = false;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.drain()
-      .catch((error) => this.core.events.emit("error", error))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+export class Outbox extends DrainLoop {
+  constructor(private readonly core: Core) {
+    super((error) => core.events.emit("error", error));
   }
 
-  /**
-   * Resolves when the current pass is over.
-   * @example
-   * await outbox.idle();
-   */
-  async idle(): Promise<void> {
-    while (this.running) await this.running;
-  }
-
-  private async drain(): Promise<void> {
+  protected async drain(): Promise<void> {
     while (!this.paused && this.core.connection.isOpen) {
       const next = await this.nextItem();
       if (!next) return;
