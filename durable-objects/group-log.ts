@@ -34,10 +34,10 @@ export class GroupLog {
       .toArray()[0];
   }
 
-  appendMessage(message: Omit<GroupMessage, "kind" | "groupSeq">, recipients: number): StoredMessage {
+  appendMessage(message: Omit<GroupMessage, "kind" | "groupSeq">, recipients: number): StoredMessage & { json: string } {
     const seq = this.head() + 1;
     const { group, ...rest } = message;
-    const entry: GroupMessage = { kind: "group_message", group, groupSeq: seq, ...rest };
+    const json = JSON.stringify({ kind: "group_message", group, groupSeq: seq, ...rest } satisfies GroupMessage);
     this.sql.exec(
       "INSERT INTO log (seq, kind, sender, sender_device, client_id, ts, recipients, envelope) VALUES (?, 'message', ?, ?, ?, ?, ?, ?)",
       seq,
@@ -46,10 +46,10 @@ export class GroupLog {
       message.id,
       message.ts,
       recipients,
-      JSON.stringify(entry),
+      json,
     );
     this.trim(seq);
-    return { seq, ts: message.ts };
+    return { seq, ts: message.ts, json };
   }
 
   appendEvent(group: string, epoch: number, event: GroupEvent, ts: number): number {

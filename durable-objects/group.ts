@@ -277,7 +277,7 @@ export class GroupDO extends DurableObject<Env> {
       this.fanout.armSafetyNet();
       void this.fanout.kick();
     } else {
-      void this.notifyWatchers(stored.seq);
+      void this.notifyWatchers(stored.seq, stored.json.length <= LIMITS.maxNoticeEntryBytes ? stored.json : undefined);
     }
     return ok({ ts: stored.ts, groupSeq: stored.seq });
   }
@@ -405,7 +405,7 @@ export class GroupDO extends DurableObject<Env> {
   }
 
   /** Tells online members of a fan-out-on-read group that the log reached `upTo`; forgets those found offline. */
-  private async notifyWatchers(upTo: number): Promise<void> {
+  private async notifyWatchers(upTo: number, entry?: string): Promise<void> {
     const watchers = this.sql.exec<{ user_id: string }>("SELECT user_id FROM watchers").toArray().map((r) => r.user_id);
     const offline: string[] = [];
     for (let i = 0; i < watchers.length; i += NOTICE_CONCURRENCY) {
@@ -413,7 +413,7 @@ export class GroupDO extends DurableObject<Env> {
         watchers.slice(i, i + NOTICE_CONCURRENCY).map(async (userId) => {
           for (let attempt = 1; attempt <= 2; attempt++) {
             try {
-              if (await this.user(userId).groupNotice(this.groupId!, upTo)) this.noticeMisses.delete(userId);
+              if (await this.user(userId).groupNotice(this.groupId!, upTo, entry)) this.noticeMisses.delete(userId);
               else offline.push(userId);
               return;
             } catch (error) {

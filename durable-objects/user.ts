@@ -231,9 +231,10 @@ export class UserDO extends DurableObject<Env> {
   }
 
   /** A fan-out-on-read group has entries up to `upTo`: tells the live sockets. False when none is open. */
-  async groupNotice(groupId: string, upTo: number): Promise<boolean> {
+  async groupNotice(groupId: string, upTo: number, entry?: string): Promise<boolean> {
     const sockets = this.ctx.getWebSockets();
-    for (const ws of sockets) send(ws, { type: "group_notice", group: groupId, upTo });
+    const frame = `{"type":"group_notice","group":${JSON.stringify(groupId)},"upTo":${upTo}${entry === undefined ? "" : `,"entries":[${entry}]`}}`;
+    for (const ws of sockets) sendText(ws, frame);
     return sockets.length > 0;
   }
 
@@ -606,8 +607,12 @@ class FreshEnvelopes {
 }
 
 function send(ws: WebSocket, frame: ServerFrame): void {
+  sendText(ws, JSON.stringify(frame));
+}
+
+function sendText(ws: WebSocket, text: string): void {
   try {
-    ws.send(JSON.stringify(frame));
+    ws.send(text);
   } catch {
     // the socket is closing; anything durable is redelivered on the next connection
   }

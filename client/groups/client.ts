@@ -68,7 +68,7 @@ export class GroupClient {
 
   /** Frames for groups; false when the frame is not one. */
   onFrame(frame: ServerFrame): boolean {
-    if (frame.type === "group_notice") this.reader.notice(frame.group, frame.upTo);
+    if (frame.type === "group_notice") this.reader.notice(frame.group, frame.upTo, frame.entries);
     else if (frame.type === "group_receipts") this.core.events.emit("groupReceipts", { group: frame.group, counts: frame.counts });
     else return false;
     return true;

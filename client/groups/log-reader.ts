@@ -39,10 +39,10 @@ export class GroupLogReader {
    * @example
    * reader.notice(frame.group, frame.upTo);
    */
-  notice(groupId: string, upTo: number): void {
+  notice(groupId: string, upTo: number, entries?: GroupLogEntry[]): void {
     void (async () => {
       if (((await this.core.store.get("groupCursors", groupId)) ?? 0) >= upTo) return;
-      await this.read(groupId);
+      await this.read(groupId, entries);
     })().catch((error) => this.core.events.emit("error", error));
   }
 
@@ -51,13 +51,13 @@ export class GroupLogReader {
    * @example
    * await reader.read(channelId);
    */
-  read(groupId: string): Promise<void> {
+  read(groupId: string, inline?: GroupLogEntry[]): Promise<void> {
     const current = this.running.get(groupId);
     if (current) {
       this.again.add(groupId);
       return current.then(() => this.running.get(groupId));
     }
-    const run = this.catchUp(groupId).finally(() => {
+    const run = this.catchUp(groupId, inline).finally(() => {
       this.running.delete(groupId);
       if (this.again.delete(groupId)) void this.read(groupId).catch((error) => this.core.events.emit("error", error));
     });
@@ -79,7 +79,8 @@ export class GroupLogReader {
     for (const key of this.holds.keys()) this.notice(key.slice(0, key.indexOf("|")), Number.MAX_SAFE_INTEGER);
   }
 
-  private async catchUp(groupId: string): Promise<void> {
+  /** `inline`: entries a notice carried; used instead of a read when they follow the cursor. */
+  private async catchUp(groupId: string, inline?: GroupLogEntry[]): Promise<void> {
     const core = this.core;
     const group = await this.group(groupId);
     if (!group || group.left) return;
@@ -87,7 +88,9 @@ export class GroupLogReader {
     if (group.kind === "channel" && !(await core.store.get("channelKeys", groupId))) return;
     for (;;) {
       const after = (await core.store.get("groupCursors", groupId)) ?? 0;
-      const page = await this.api.log(groupId, after);
+      const carried = inline?.[0]?.groupSeq === after + 1 ? inline : undefined;
+      inline = undefined;
+      const page = carried ? { entries: carried, head: carried[carried.length - 1]!.groupSeq } : await this.api.log(groupId, after);
       if (page.entries.length === 0) return;
       const context = await this.contextFor(group, page.entries);
       const outcome = await core.lane.run(async () => {

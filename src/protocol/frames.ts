@@ -6,7 +6,15 @@
 import { z } from "zod";
 import { isBase64 } from "./base64";
 import type { DeviceMismatch, ErrorCode } from "./errors";
-import { groupReadFrameSchema, groupSendFrameSchema, type GroupEpoch, type GroupEventEnvelope, type GroupMessage, type GroupReceiptCounts } from "./groups";
+import {
+  groupReadFrameSchema,
+  groupSendFrameSchema,
+  type GroupEpoch,
+  type GroupEventEnvelope,
+  type GroupLogEntry,
+  type GroupMessage,
+  type GroupReceiptCounts,
+} from "./groups";
 import { clientIdSchema } from "./ids";
 import { LIMITS } from "./limits";
 
@@ -120,8 +128,11 @@ export type ServerFrame =
    */
   | { type: "sent"; id: string; ts: number; dropped?: boolean; groupSeq?: number }
   | { type: "error"; id?: string; code: ErrorCode; message: string; mismatches?: DeviceMismatch[]; group?: GroupEpoch }
-  /** Live only: a fan-out-on-read group or channel has entries up to `upTo`; read them by cursor. */
-  | { type: "group_notice"; group: string; upTo: number }
+  /**
+   * Live only: a fan-out-on-read group or channel has entries up to `upTo`; read them by cursor. `entries`: the new
+   * entry itself when it is small (`LIMITS.maxNoticeEntryBytes`), so a client whose cursor is just behind needs no read.
+   */
+  | { type: "group_notice"; group: string; upTo: number; entries?: GroupLogEntry[] }
   /** Live only, to a sender: the aggregated receipts of their group messages changed. */
   | { type: "group_receipts"; group: string; counts: GroupReceiptCounts[] }
   | { type: "pong" };
