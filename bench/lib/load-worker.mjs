@@ -565,7 +565,8 @@ const commands = {
   /**
    * Workloads 4 and 8: group members (or channel subscribers) connect and record when each group message
    * reaches them (epoch ms): delivered on their socket (fan-out on write, the peers' pushes), or, for Relay's
-   * fan-out-on-read groups, a `group_notice` and then (when `fetch`) the message read from the log by GET.
+   * fan-out-on-read groups, a `group_notice` and then (when `fetch`) the message: carried in the notice when small,
+   * else read from the log by GET.
    * Resolves once every member is connected; `groupStatus` tells when they are ready (see memberReady).
    */
   async groupJoin({ identities, room, group: spec = {} }) {
@@ -600,8 +601,15 @@ const commands = {
           },
           onNotice(frame) {
             if (frame.group !== spec.id) return;
-            m.notices.push([frame.upTo, epochNow()]);
-            if (spec.fetch) void fetchLog(m, frame.upTo);
+            const at = epochNow();
+            m.notices.push([frame.upTo, at]);
+            // A small new entry rides inside the notice: like the SDK, use it when it follows the cursor.
+            const carried = frame.entries;
+            if (spec.fetch && carried?.length && !m.fetching && carried[0].groupSeq === m.cursor + 1) {
+              for (const e of carried) if (e.kind === "group_message") record(m, e.id, at);
+              m.cursor = carried.at(-1).groupSeq;
+              m.ready = true;
+            } else if (spec.fetch) void fetchLog(m, frame.upTo);
             else m.ready = true;
           },
         },
