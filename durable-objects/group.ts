@@ -231,12 +231,13 @@ export class GroupDO extends DurableObject<Env> {
   async decideRequest(caller: Caller, userId: string, approve: boolean): Promise<Outcome<null>> {
     const refusal = this.requireAdmin(caller);
     if (refusal) return refusal;
-    const deleted = this.sql.exec("DELETE FROM join_requests WHERE user_id = ?", userId).rowsWritten;
-    if (deleted === 0) return refuse(404, "not_found", "no pending join request from this user");
-    if (approve && !this.member(userId)) {
-      if (this.memberCount() >= this.capacity()) return refuse(409, "too_many_members", `a ${this.kind} has at most ${this.capacity()} members`);
-      this.admit(userId, caller.userId);
-    }
+    const pending = this.sql.exec("SELECT 1 FROM join_requests WHERE user_id = ?", userId).toArray().length > 0;
+    if (!pending) return refuse(404, "not_found", "no pending join request from this user");
+    const admitting = approve && !this.member(userId);
+    // Refuse before changing anything: a full group keeps the request for a later decision.
+    if (admitting && this.memberCount() >= this.capacity()) return refuse(409, "too_many_members", `a ${this.kind} has at most ${this.capacity()} members`);
+    this.sql.exec("DELETE FROM join_requests WHERE user_id = ?", userId);
+    if (admitting) this.admit(userId, caller.userId);
     return ok(null);
   }
 
@@ -293,6 +294,15 @@ export class GroupDO extends DurableObject<Env> {
       if (received.length > 0) this.recordReceipts(caller.userId, "delivered", received);
     }
     return ok(`{"entries":${page.json},"head":${this.log.head()}}`);
+  }
+
+  /** A member's `group_read`: reads of messages they were sent (nothing from before they joined). */
+  async markRead(caller: Caller, seqs: number[]): Promise<Outcome<null>> {
+    const me = this.member(caller.userId);
+    if (!me) return NOT_FOUND;
+    const received = seqs.filter((seq) => seq >= me.since);
+    if (received.length > 0) await this.recordReceipts(caller.userId, "read", received);
+    return ok(null);
   }
 
   /** Delivered or read receipts of a member; the senders' devices get the new counts live. */
@@ -364,6 +374,7 @@ export class GroupDO extends DurableObject<Env> {
 
   private admit(userId: string, approvedBy?: string): void {
     this.sql.exec("INSERT INTO members (user_id, role, since) VALUES (?, 'member', ?)", userId, this.log.head() + 1);
+    this.sql.exec("DELETE FROM join_requests WHERE user_id = ?", userId); // asked on one link, joined by another
     if (this.kind === "channel") this.subscribersChanged([userId], true);
     else this.change({ type: "joined", userId, ...(approvedBy !== undefined && { approvedBy }) }, { joined: [userId] });
   }

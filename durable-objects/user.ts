@@ -335,7 +335,7 @@ export class UserDO extends DurableObject<Env> {
         await this.handleGroupSend(ws, state, frame);
         break;
       case "group_read":
-        await this.handleGroupRead(ws, frame);
+        await this.handleGroupRead(ws, state, frame);
         break;
     }
     return frame.type;
@@ -441,14 +441,15 @@ export class UserDO extends DurableObject<Env> {
     }
   }
 
-  private async handleGroupRead(ws: WebSocket, frame: GroupReadFrame): Promise<void> {
+  private async handleGroupRead(ws: WebSocket, state: SocketState, frame: GroupReadFrame): Promise<void> {
     if (!this.readReceipts) {
       send(ws, { type: "sent", id: frame.id, ts: Date.now(), dropped: true });
       return;
     }
     try {
-      await this.group(frame.group).recordReceipts(this.userId!, "read", frame.seqs);
-      send(ws, { type: "sent", id: frame.id, ts: Date.now() });
+      const outcome = await this.group(frame.group).markRead({ userId: this.userId!, deviceId: state.device }, frame.seqs);
+      if (outcome.ok) send(ws, { type: "sent", id: frame.id, ts: Date.now() });
+      else this.fail(ws, outcome.code, outcome.message, frame.id);
     } catch (error) {
       this.log.info("group_read", { outcome: "group_unavailable", error: String(error) });
       this.fail(ws, "internal", "group unavailable; retry with the same id", frame.id);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { GroupReceiptList } from "../../../src/protocol/groups";
 import { api, body, connect, linkDevice, registerUser } from "../support/relay";
-import { createGroup, fannedOut, receiveUntil } from "./support";
+import { createGroup, fannedOut, groupRows, receiveUntil } from "./support";
 
 describe("group receipts", () => {
   it("counts a member as delivered once (on the first device's ack) and read on group_read; only the sender hears", async () => {
@@ -54,5 +54,36 @@ describe("group receipts", () => {
     expect(await b.request({ type: "group_read", id: "rr", group: group.groupId, seqs: [2] })).toMatchObject({ type: "sent", dropped: true });
     const list = (await api("GET", `/v1/groups/${group.groupId}/messages/2/receipts`, { token: alice.session.accessToken })).json as GroupReceiptList;
     expect(list).toMatchObject({ read: 0 });
+  });
+
+  it("group_read counts only members' reads of messages they were sent; outsiders get an error frame and change nothing", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const outsider = await registerUser();
+    const late = await registerUser();
+    const group = await createGroup(alice, [bob]);
+    const g = group.groupId;
+    const { socket: a } = await connect(alice);
+    expect(await a.request({ type: "group_send", id: "early", group: g, epoch: 1, body: body("before late joined") })).toMatchObject({ groupSeq: 2 });
+    expect((await api("POST", `/v1/groups/${g}/members`, { token: alice.session.accessToken, body: { members: [late.session.userId] } })).status).toBe(200);
+    expect((await api("DELETE", `/v1/groups/${g}/members/${bob.session.userId}`, { token: alice.session.accessToken })).status).toBe(204);
+    await fannedOut(g);
+    const before = await groupRows(g);
+    for (const [who, device, code] of [
+      ["outsider", outsider, "not_found"],
+      ["removed member", bob, "not_found"],
+    ] as const) {
+      const { socket } = await connect(device);
+      expect(await socket.request({ type: "group_read", id: "peek", group: g, seqs: [2] }), who).toMatchObject({ type: "error", id: "peek", code });
+      expect(await socket.request({ type: "group_read", id: "nogroup", group: crypto.randomUUID(), seqs: [2] }), who).toMatchObject({ type: "error", code: "not_found" });
+      socket.close();
+    }
+    // A member who joined after the message never received it: a read of it counts for nothing.
+    const { socket: l } = await connect(late);
+    expect(await l.request({ type: "group_read", id: "not-mine", group: g, seqs: [2] })).toMatchObject({ type: "sent" });
+    expect(await groupRows(g)).toEqual(before);
+    expect(a.frames.filter((f) => f.type === "group_receipts")).toEqual([]);
+    const list = (await api("GET", `/v1/groups/${g}/messages/2/receipts`, { token: alice.session.accessToken })).json as GroupReceiptList;
+    expect(list).toMatchObject({ members: 1, delivered: 0, read: 0, receipts: [] });
   });
 });

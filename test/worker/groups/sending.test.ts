@@ -1,9 +1,12 @@
 /** Group sends: one stored copy, acknowledged before fan-out, then exactly once and in order to every member device. */
+import { abortAllDurableObjects } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { GroupInboxEnvelope } from "../../../src/protocol/frames";
 import type { GroupLogPage } from "../../../src/protocol/groups";
 import { api, body, connect, linkDevice, registerUser } from "../support/relay";
-import { createGroup, fannedOut, groupInbox, groupRows, groupState, receiveUntil } from "./support";
+import { createGroup, fannedOut, groupInbox, groupRows, groupSeqsOf, groupState, receiveUntil } from "./support";
+
+const rowsWithId = async (groupId: string, id: string) => (await groupRows(groupId)).log.filter((r) => r.client_id === id);
 
 describe("sending to a group", () => {
   it("acknowledges with the group sequence, then copies the message once into every member device but the sending one", async () => {
@@ -122,5 +125,55 @@ describe("sending to a group", () => {
     expect((history.json as GroupLogPage).entries.map((e) => e.groupSeq)).toEqual([4, 5]);
     expect((await api("GET", `/v1/groups/${group.groupId}/messages?after=0`, { token: bob.session.accessToken })).status).toBe(404);
     expect(b.frames.filter((f) => f.type === "deliver").flatMap((f) => (f as { envelopes: GroupInboxEnvelope[] }).envelopes).some((e) => e.groupSeq === 5)).toBe(false);
+  });
+
+  it("a send whose ack was lost with its connection is stored once when retried on a new one, with the same groupSeq", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const group = await createGroup(alice, [bob]);
+    const g = group.groupId;
+    const frame = { type: "group_send" as const, id: "lost-ack", group: g, epoch: 1, body: body("once only") };
+    const { socket: first } = await connect(alice);
+    first.send(frame);
+    first.close(); // the ack has nowhere to go
+    for (let i = 0; i < 2_000 && (await rowsWithId(g, "lost-ack")).length === 0; i++);
+    const [stored] = await rowsWithId(g, "lost-ack");
+    expect(stored).toBeDefined();
+    const { socket: second } = await connect(alice);
+    expect(await second.request(frame)).toMatchObject({ type: "sent", id: "lost-ack", groupSeq: stored!.seq, ts: stored!.ts });
+    // Retried again, for a newer epoch after a membership change: still the first answer, nothing new stored.
+    expect(await second.request({ ...frame, epoch: 7 })).toMatchObject({ type: "sent", groupSeq: stored!.seq });
+    await fannedOut(g);
+    expect(await rowsWithId(g, "lost-ack")).toHaveLength(1);
+    expect(await groupSeqsOf(bob)).toEqual([1, stored!.seq]);
+  });
+
+  it("a send retried after every object was aborted is answered with its first sequence and stored once", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const group = await createGroup(alice, [bob]);
+    const g = group.groupId;
+    const frame = { type: "group_send" as const, id: "abort-retry", group: g, epoch: 1, body: body("x") };
+    const { socket: a } = await connect(alice);
+    const first = await a.request(frame);
+    expect(first).toMatchObject({ type: "sent", groupSeq: 2 });
+    await abortAllDurableObjects();
+    const { socket: again } = await connect(alice);
+    expect(await again.request(frame)).toEqual(first);
+    expect(await again.request({ ...frame, id: "next" })).toMatchObject({ type: "sent", groupSeq: 3 });
+    await fannedOut(g);
+    expect(await rowsWithId(g, "abort-retry")).toHaveLength(1);
+    expect(await groupSeqsOf(bob)).toEqual([1, 2, 3]);
+  });
+
+  it("the frame speaks for the socket's device only: a forged sender field is ignored", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const group = await createGroup(alice, [bob]);
+    const { socket: a } = await connect(alice);
+    expect(await a.request({ type: "group_send", id: "who", group: group.groupId, epoch: 1, body: body("x"), from: bob.session.userId, fromDevice: 9 } as never)).toMatchObject({ type: "sent" });
+    const { socket: b } = await connect(bob);
+    const entries = await receiveUntil(b, 2);
+    expect(entries[1]).toMatchObject({ kind: "group_message", from: alice.session.userId, fromDevice: alice.session.deviceId });
   });
 });

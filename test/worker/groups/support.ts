@@ -58,10 +58,37 @@ export async function receiveUntil(socket: TestSocket, groupSeq: number): Promis
   return got;
 }
 
-/** Waits (by polling the object, bounded) until the group owes no member a copy. */
-export async function fannedOut(groupId: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if ((await groupRows(groupId)).fanout.length === 0) return;
+/**
+ * Waits (by polling the object, bounded) until the group owes no member a copy. `pauseMs` spaces the polls out
+ * when a long fan-out shares the runtime's one thread with them (the condition, not the pause, decides).
+ */
+export async function fannedOut(groupId: string, { polls = 2_000, pauseMs = 0 } = {}): Promise<void> {
+  for (let i = 0; i < polls; i++) {
+    if ((await owedCount(groupId)) === 0) return;
+    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
   throw new Error("fan-out did not finish");
+}
+
+/** Entries the group still owes its members (rows of its durable fan-out outbox). */
+export async function owedCount(groupId: string): Promise<number> {
+  return runInDurableObject(groupStub(groupId), (_obj, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM fanout").one().n);
+}
+
+/** Every envelope stored for each of a user's devices (all kinds), oldest first. */
+export async function inboxRows(d: TestDevice): Promise<{ device: number; seq: number; kind: string; groupSeq?: number; id?: string }[]> {
+  return runInDurableObject(userStub(d), (_obj, state) =>
+    state.storage.sql
+      .exec<{ device_id: number; seq: number; envelope: string }>("SELECT device_id, seq, envelope FROM inbox ORDER BY device_id, seq")
+      .toArray()
+      .map((r) => {
+        const e = JSON.parse(r.envelope) as { kind: string; groupSeq?: number; id?: string };
+        return { device: r.device_id, seq: r.seq, kind: e.kind, ...(e.groupSeq !== undefined && { groupSeq: e.groupSeq }), ...(e.id !== undefined && { id: e.id }) };
+      }),
+  );
+}
+
+/** The group sequences stored for one device of a user, in inbox order. */
+export async function groupSeqsOf(d: TestDevice, device = d.session.deviceId): Promise<number[]> {
+  return (await inboxRows(d)).filter((r) => r.device === device && r.groupSeq !== undefined).map((r) => r.groupSeq!);
 }
