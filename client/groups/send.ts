@@ -9,7 +9,6 @@ import { toBase64 } from "../../src/protocol/base64";
 import type { GroupSendFrame } from "../../src/protocol/groups";
 import { groupEncrypt } from "../crypto/sender-keys";
 import type { Core } from "../core";
-import { ConnectionClosedError } from "../errors";
 import { encodeContent } from "../messages/content";
 import { newMessageId } from "../messages/ids";
 import { outboxKey, outboxOrder } from "../messages/outbox";
@@ -17,7 +16,6 @@ import type { MessageBody } from "../messages/types";
 import { StagedProtocolStore } from "../sessions/staged-store";
 import { groupHistoryKey } from "../store/keys";
 import { put, type WriteOp } from "../store/types";
-import type { Answer } from "../transport/connection";
 import { DrainLoop } from "../util/drain-loop";
 import { OrderClock } from "../util/order-clock";
 import { sealPost, signPost } from "./channel-crypto";
@@ -106,7 +104,7 @@ export class GroupOutbox extends DrainLoop {
       item = { ...item, frame };
       if (group.kind === "channel") await core.store.write([put("groupOutbox", key, item)]);
     }
-    const answer = await this.request(item.frame!);
+    const answer = await this.core.connection.requestWhileOpen(item.frame!);
     if (!answer) return false;
     if (answer.type === "sent") {
       await this.sent(key, item, answer.groupSeq, answer.ts);
@@ -156,7 +154,7 @@ export class GroupOutbox extends DrainLoop {
   }
 
   private async processRead(key: string, item: GroupOutboxRead): Promise<boolean> {
-    const answer = await this.request({ type: "group_read", id: item.id, group: item.group, seqs: item.seqs });
+    const answer = await this.core.connection.requestWhileOpen({ type: "group_read", id: item.id, group: item.group, seqs: item.seqs });
     if (!answer) return false;
     if (answer.type === "sent" || PERMANENT.has(answer.code)) {
       await this.core.store.write([put("groupOutbox", key, undefined)]);
@@ -164,15 +162,6 @@ export class GroupOutbox extends DrainLoop {
     }
     await delay(this.core.tuning.retryDelayMs);
     return true;
-  }
-
-  private async request(frame: Parameters<Core["connection"]["request"]>[0]): Promise<Answer | undefined> {
-    try {
-      return await this.core.connection.request(frame);
-    } catch (error) {
-      if (error instanceof ConnectionClosedError) return undefined;
-      throw error;
-    }
   }
 
   /** Stored by the server: the message joins the history at its group sequence. */

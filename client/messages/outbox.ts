@@ -5,7 +5,7 @@
  * ones) and the send retried; a changed identity holds that recipient's sends until the app trusts it.
  */
 import type { Core } from "../core";
-import { ConnectionClosedError, RelayApiError } from "../errors";
+import { RelayApiError } from "../errors";
 import { untrustedOps } from "../identity/pending";
 import { IdentityBlockedError, buildSendFrame } from "../sessions/fanout";
 import { repairDevices } from "../sessions/repair";
@@ -13,7 +13,6 @@ import { DrainLoop } from "../util/drain-loop";
 import { StagedProtocolStore } from "../sessions/staged-store";
 import { numberKey } from "../store/keys";
 import { put, type WriteOp } from "../store/types";
-import type { Answer } from "../transport/connection";
 import { advanceStatus } from "./history";
 import type { MessageRecord, OutboxItem, OutboxRead, OutboxSend } from "./types";
 
@@ -107,7 +106,7 @@ export class Outbox extends DrainLoop {
       if (!built) return true;
       item = built;
     }
-    const answer = await this.request(item.frame!);
+    const answer = await this.core.connection.requestWhileOpen(item.frame!);
     if (!answer) return false;
     if (answer.type === "sent") {
       await this.finish(key, item, "sent", answer.ts);
@@ -145,7 +144,7 @@ export class Outbox extends DrainLoop {
 
   private async processRead(key: string, item: OutboxRead): Promise<boolean> {
     const frame = item.frame ?? { type: "read" as const, id: item.id, to: item.to, refs: item.refs };
-    const answer = await this.request(frame);
+    const answer = await this.core.connection.requestWhileOpen(frame);
     if (!answer) return false;
     if (answer.type === "sent" || PERMANENT.has(answer.code)) {
       await this.core.store.write([put("outbox", key, undefined)]);
@@ -153,16 +152,6 @@ export class Outbox extends DrainLoop {
     }
     await delay(this.core.tuning.retryDelayMs);
     return true;
-  }
-
-  /** Sends and waits; undefined when the connection closed first (the item stays for the next one). */
-  private async request(frame: Parameters<Core["connection"]["request"]>[0]): Promise<Answer | undefined> {
-    try {
-      return await this.core.connection.request(frame);
-    } catch (error) {
-      if (error instanceof ConnectionClosedError) return undefined;
-      throw error;
-    }
   }
 
   private async block(key: string, item: OutboxSend, staged: StagedProtocolStore, userId: string): Promise<undefined> {

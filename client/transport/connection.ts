@@ -160,6 +160,22 @@ export class Connection {
     return answer;
   }
 
+  /**
+   * Like {@link request}, but a connection that closes first answers `undefined` (the caller keeps its item for the
+   * next connection) instead of rejecting.
+   * @example
+   * const answer = await connection.requestWhileOpen(frame);
+   * if (!answer) return false; // closed: retry after reconnecting
+   */
+  async requestWhileOpen(frame: ClientFrame & { id: string }): Promise<Answer | undefined> {
+    try {
+      return await this.request(frame);
+    } catch (error) {
+      if (error instanceof ConnectionClosedError) return undefined;
+      throw error;
+    }
+  }
+
   private async connect(): Promise<void> {
     this.options.onState("connecting");
     try {
