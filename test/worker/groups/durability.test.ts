@@ -1,8 +1,8 @@
 /** Store, then acknowledge, then fan out: a crash anywhere after the ack loses nothing and duplicates nothing. */
 import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { api, body, connect, linkDevice, registerUser } from "../support/relay";
-import { createGroup, fannedOut, groupInbox, groupRows, groupSeqsOf, groupStub, receiveUntil } from "./support";
+import { api, body, connect, registerUser } from "../support/relay";
+import { aliceBobCarol, createGroup, fannedOut, groupInbox, groupRows, groupSeqsOf, groupStub, receiveUntil } from "./support";
 
 type FanoutInternals = { handOver: (userId: string, items: unknown[]) => Promise<void> };
 const fanoutOf = (instance: unknown) => (instance as { fanout: FanoutInternals }).fanout;
@@ -34,11 +34,7 @@ async function stallFanout(groupId: string): Promise<void> {
 
 describe("fan-out durability", () => {
   it("a message acknowledged before the GroupDO was evicted reaches every member device exactly once, in order", async () => {
-    const alice = await registerUser();
-    const bob = await registerUser();
-    const bob2 = await linkDevice(bob);
-    const carol = await registerUser();
-    const group = await createGroup(alice, [bob, carol]);
+    const { alice, bob, bob2, carol, group } = await aliceBobCarol();
     await fannedOut(group.groupId);
     await stallFanout(group.groupId);
 
@@ -115,12 +111,7 @@ describe("fan-out durability", () => {
   });
 
   it("objects aborted after the ack, with one member's copy still in flight: every device gets each message once, in group order", async () => {
-    const alice = await registerUser();
-    const alice2 = await linkDevice(alice);
-    const bob = await registerUser();
-    const bob2 = await linkDevice(bob);
-    const carol = await registerUser();
-    const group = await createGroup(alice, [bob, carol]);
+    const { alice, alice2, bob, bob2, carol, group } = await aliceBobCarol();
     const g = group.groupId;
     await fannedOut(g);
     await hangHandOver(g, bob.session.userId);

@@ -1,16 +1,12 @@
 /** Group receipts are counted in the GroupDO and told to the sender only: no receipt storm. */
 import { describe, expect, it } from "vitest";
 import type { GroupReceiptList } from "../../../src/protocol/groups";
-import { api, body, connect, linkDevice, registerUser } from "../support/relay";
-import { createGroup, fannedOut, groupRows, receiveUntil } from "./support";
+import { api, body, connect, registerUser } from "../support/relay";
+import { aliceBobCarol, createGroup, fannedOut, groupRows, receiveUntil } from "./support";
 
 describe("group receipts", () => {
   it("counts a member as delivered once (on the first device's ack) and read on group_read; only the sender hears", async () => {
-    const alice = await registerUser();
-    const bob = await registerUser();
-    const bob2 = await linkDevice(bob);
-    const carol = await registerUser();
-    const group = await createGroup(alice, [bob, carol]);
+    const { alice, bob, bob2, carol, group } = await aliceBobCarol();
     const g = group.groupId;
     await fannedOut(g);
     const { socket: a } = await connect(alice);

@@ -3,19 +3,14 @@ import { abortAllDurableObjects } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { GroupInboxEnvelope } from "../../../src/protocol/frames";
 import type { GroupLogPage } from "../../../src/protocol/groups";
-import { api, body, connect, linkDevice, registerUser } from "../support/relay";
-import { createGroup, fannedOut, groupInbox, groupRows, groupSeqsOf, groupState, receiveUntil } from "./support";
+import { api, body, connect, registerUser } from "../support/relay";
+import { aliceBobCarol, createGroup, fannedOut, groupInbox, groupRows, groupSeqsOf, groupState, receiveUntil } from "./support";
 
 const rowsWithId = async (groupId: string, id: string) => (await groupRows(groupId)).log.filter((r) => r.client_id === id);
 
 describe("sending to a group", () => {
   it("acknowledges with the group sequence, then copies the message once into every member device but the sending one", async () => {
-    const alice = await registerUser();
-    const alice2 = await linkDevice(alice);
-    const bob = await registerUser();
-    const bob2 = await linkDevice(bob);
-    const carol = await registerUser();
-    const group = await createGroup(alice, [bob, carol]);
+    const { alice, alice2, bob, bob2, carol, group } = await aliceBobCarol();
     expect(group).toMatchObject({ epoch: 1, seq: 1, fanout: "write", memberCount: 3, you: { role: "admin" } });
 
     const { socket: a } = await connect(alice);

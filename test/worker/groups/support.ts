@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { GroupInboxEnvelope } from "../../../src/protocol/frames";
 import type { CreateGroupBody, GroupState } from "../../../src/protocol/groups";
-import { api, type TestDevice, type TestSocket } from "../support/relay";
+import { api, linkDevice, registerUser, type TestDevice, type TestSocket } from "../support/relay";
 
 export const groupStub = (groupId: string) => env.GROUP.get(env.GROUP.idFromName(groupId));
 export const userStub = (d: TestDevice) => env.USER.get(env.USER.idFromName(d.session.userId));
@@ -91,4 +91,18 @@ export async function inboxRows(d: TestDevice): Promise<{ device: number; seq: n
 /** The group sequences stored for one device of a user, in inbox order. */
 export async function groupSeqsOf(d: TestDevice, device = d.session.deviceId): Promise<number[]> {
   return (await inboxRows(d)).filter((r) => r.device === device && r.groupSeq !== undefined).map((r) => r.groupSeq!);
+}
+
+/**
+ * The usual cast: Alice (admin) and Bob with two devices each, Carol with one, and their group, created by Alice.
+ * The group state is as `POST /v1/groups` returned it.
+ */
+export async function aliceBobCarol() {
+  const alice = await registerUser();
+  const alice2 = await linkDevice(alice);
+  const bob = await registerUser();
+  const bob2 = await linkDevice(bob);
+  const carol = await registerUser();
+  const group = await createGroup(alice, [bob, carol]);
+  return { alice, alice2, bob, bob2, carol, group };
 }
