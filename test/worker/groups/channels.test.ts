@@ -113,11 +113,11 @@ describe("channels", () => {
     for (let i = 0; i < subscribers.length; i += 250) {
       const batch = subscribers.slice(i, i + 250);
       for (let j = 0; j < batch.length; j += 50) await Promise.all(batch.slice(j, j + 50).map((s) => subscribe(s, token)));
-      await fannedOut(channel.groupId, { polls: 500, pauseMs: 10 });
+      await fannedOut(channel.groupId);
       await Promise.all(batch.map((s) => evictDurableObject(env.USER.get(env.USER.idFromName(s.userId)))));
     }
     const joinedAt = Date.now();
-    await fannedOut(channel.groupId, { polls: 500, pauseMs: 10 });
+    await fannedOut(channel.groupId);
     expect((await groupState(admin, channel.groupId)).memberCount).toBe(10_001);
 
     const { socket: a } = await connect(admin);

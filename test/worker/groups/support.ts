@@ -59,13 +59,13 @@ export async function receiveUntil(socket: TestSocket, groupSeq: number): Promis
 }
 
 /**
- * Waits (by polling the object, bounded) until the group owes no member a copy. `pauseMs` spaces the polls out
- * when a long fan-out shares the runtime's one thread with them (the condition, not the pause, decides).
+ * Waits until the group owes no member a copy: joins the object's fan-out pass (starting one if none runs) and awaits
+ * it, a bounded number of times (a pass that met a failing member leaves rows for the next one).
  */
-export async function fannedOut(groupId: string, { polls = 2_000, pauseMs = 0 } = {}): Promise<void> {
-  for (let i = 0; i < polls; i++) {
+export async function fannedOut(groupId: string, { passes = 20 } = {}): Promise<void> {
+  for (let i = 0; i < passes; i++) {
+    await runInDurableObject(groupStub(groupId), (instance) => (instance as unknown as { fanout: { kick: () => Promise<void> } }).fanout.kick());
     if ((await owedCount(groupId)) === 0) return;
-    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
   throw new Error("fan-out did not finish");
 }
