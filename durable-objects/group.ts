@@ -253,12 +253,12 @@ export class GroupDO extends DurableObject<Env> {
       if (me.role !== "admin") return refuse(403, "forbidden", "only a channel's admins post");
       const refusal = await this.checkPostSignature(caller, frame);
       if (refusal) return refusal;
+      // The signature check awaited D1: a retry may have been stored meanwhile.
+      const raced = this.log.sentBefore(caller.userId, caller.deviceId, frame.id);
+      if (raced) return ok({ ts: raced.ts, groupSeq: raced.seq });
     } else if (frame.epoch !== this.epoch) {
       return refuse(409, "stale_epoch", `the group is at epoch ${this.epoch}; rotate keys and retry with the same id`, this.epochInfo());
     }
-    // The signature check awaited D1: a retry may have been stored meanwhile.
-    const raced = this.log.sentBefore(caller.userId, caller.deviceId, frame.id);
-    if (raced) return ok({ ts: raced.ts, groupSeq: raced.seq });
     const mode = this.mode();
     const stored = this.log.appendMessage(
       {
