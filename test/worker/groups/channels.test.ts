@@ -52,6 +52,11 @@ describe("channels", () => {
     const post = page.entries.find((e) => e.kind === "group_message") as GroupMessage;
     const signed = channelPostSignedBytes({ group: channel.groupId, from: post.from, fromDevice: post.fromDevice, id: post.id }, fromBase64(post.body));
     expect(xeddsaVerify(fromBase64(admin.keys.identityKey), signed, fromBase64(post.signature!))).toBe(true);
+    // Channels keep no receipts: the subscriber read the post and marks it read, and nothing is counted.
+    expect(await s.request({ type: "group_read", id: "seen", group: channel.groupId, seqs: [post.groupSeq] })).toMatchObject({ type: "sent" });
+    const receipts = await api("GET", `/v1/groups/${channel.groupId}/messages/${post.groupSeq}/receipts`, { token: admin.session.accessToken });
+    expect(receipts.json).toMatchObject({ delivered: 0, read: 0, receipts: [] });
+    expect((await groupRows(channel.groupId)).receipts).toEqual([]);
   });
 
   it("online subscribers get a notice with the new head; one who subscribes later reads the retained posts by cursor", async () => {
