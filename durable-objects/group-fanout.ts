@@ -31,8 +31,13 @@ const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
 
 export class Fanout {
-  private running: Promise<void> | null = null;
-  private again = false;
+  /** Members waiting for a hand-over slot, in the order they became owed. */
+  private readonly queue = new Set<string>();
+  /** Members being handed over to now; a member owed more meanwhile is handed over to again after. */
+  private readonly active = new Map<string, { again: boolean }>();
+  private idle: Promise<void> | null = null;
+  private settle: (() => void) | null = null;
+  private failedThisRun = false;
   private alarmArmed = false;
   private failures = 0;
 
@@ -50,14 +55,21 @@ export class Fanout {
     this.alarmArmed = true;
   }
 
-  /** Starts handing over what is owed (or runs once more after the current pass). */
+  /**
+   * Starts handing over what is owed to every member. Each member is drained on its own, up to CONCURRENCY at
+   * once, so a slow or failing member holds one slot and never delays the others. Resolves when nothing is
+   * being handed over any more (what failed is left to the alarm).
+   */
   kick(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
+    for (const { user_id } of this.sql.exec<{ user_id: string }>("SELECT DISTINCT user_id FROM fanout")) {
+      const running = this.active.get(user_id);
+      if (running) running.again = true;
+      else this.queue.add(user_id);
     }
-    this.running = this.drain().finally(() => (this.running = null));
-    return this.running;
+    while (this.active.size < CONCURRENCY && this.queue.size > 0) this.startNext();
+    if (this.active.size === 0) return Promise.resolve();
+    this.idle ??= new Promise<void>((resolve) => (this.settle = resolve));
+    return this.idle;
   }
 
   /** The alarm fired: finish what is owed, and come back later while something fails. */
@@ -75,25 +87,38 @@ export class Fanout {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM fanout").one().n;
   }
 
-  private async drain(): Promise<void> {
-    do {
-      this.again = false;
-      const users = this.sql.exec<{ user_id: string }>("SELECT DISTINCT user_id FROM fanout").toArray().map((r) => r.user_id);
-      let failed = false;
-      for (let i = 0; i < users.length; i += CONCURRENCY) {
-        const outcomes = await Promise.all(users.slice(i, i + CONCURRENCY).map((userId) => this.drainUser(userId)));
-        if (outcomes.includes(false)) failed = true;
+  private startNext(): void {
+    const [userId] = this.queue;
+    if (userId === undefined) return;
+    this.queue.delete(userId);
+    const slot = { again: false };
+    this.active.set(userId, slot);
+    void this.drainUser(userId)
+      .catch((error: unknown) => {
+        this.onError(userId, error);
+        return false;
+      })
+      .then((delivered) => {
+        this.active.delete(userId);
+        if (!delivered) this.failedThisRun = true;
+        else if (slot.again) this.queue.add(userId);
+        while (this.active.size < CONCURRENCY && this.queue.size > 0) this.startNext();
+        if (this.active.size === 0) this.finishRun();
+      });
+  }
+
+  private finishRun(): void {
+    if (this.failedThisRun) {
+      this.failures++;
+      if (!this.alarmArmed) {
+        void this.storage.setAlarm(Date.now() + Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 6)));
+        this.alarmArmed = true;
       }
-      if (failed) {
-        this.failures++;
-        if (!this.alarmArmed) {
-          void this.storage.setAlarm(Date.now() + Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 6)));
-          this.alarmArmed = true;
-        }
-        return;
-      }
-      this.failures = 0;
-    } while (this.again);
+    } else this.failures = 0;
+    this.failedThisRun = false;
+    const settle = this.settle;
+    this.idle = this.settle = null;
+    settle?.();
   }
 
   /** Hands a member everything owed to them, oldest first; false when a hand-over failed. */
@@ -115,12 +140,7 @@ export class Fanout {
         ...(r.sender !== null && r.sender === userId && { sender: { userId: r.sender, deviceId: r.sender_device ?? 0 } }),
         ...(r.membership !== null && { membership: r.membership === 1 }),
       }));
-      try {
-        await this.handOver(userId, items);
-      } catch (error) {
-        this.onError(userId, error);
-        return false;
-      }
+      await this.handOver(userId, items);
       // A sequence-0 row (a channel subscription) replaced while handed over stays owed; so does anything newer.
       for (const r of rows) {
         this.sql.exec("DELETE FROM fanout WHERE user_id = ? AND seq = ? AND store = ? AND membership IS ?", userId, r.seq, r.store, r.membership);

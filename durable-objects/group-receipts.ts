@@ -70,3 +70,32 @@ export class GroupReceipts {
     return { groupSeq: seq, id: clientId, members: recipients, delivered: row.delivered, read: row.read };
   }
 }
+
+/**
+ * Pushes new counts to senders live without a storm: one push in flight per sender, and what changes meanwhile
+ * goes out in the next push, the latest counts of each message only (counts only grow).
+ */
+export class LiveCounts {
+  private readonly pending = new Map<string, Map<number, GroupReceiptCounts>>();
+
+  constructor(private readonly push: (sender: string, counts: GroupReceiptCounts[]) => Promise<void>) {}
+
+  add(sender: string, counts: GroupReceiptCounts[]): void {
+    const queued = this.pending.get(sender);
+    const latest = queued ?? new Map<number, GroupReceiptCounts>();
+    for (const c of counts) latest.set(c.groupSeq, c);
+    if (!queued) {
+      this.pending.set(sender, latest);
+      void this.flush(sender, latest);
+    }
+  }
+
+  private async flush(sender: string, latest: Map<number, GroupReceiptCounts>): Promise<void> {
+    while (latest.size > 0) {
+      const counts = [...latest.values()];
+      latest.clear();
+      await this.push(sender, counts);
+    }
+    this.pending.delete(sender);
+  }
+}

@@ -30,8 +30,9 @@ import { xeddsaVerify } from "../src/protocol/keys";
 import { LIMITS } from "../src/protocol/limits";
 import { logger, type Logger } from "../src/log";
 import { Fanout, type GroupDelivery } from "./group-fanout";
+import { forEachLimited } from "./limited";
 import { GroupLog } from "./group-log";
-import { GroupReceipts, type ReceiptKind } from "./group-receipts";
+import { GroupReceipts, LiveCounts, type ReceiptKind } from "./group-receipts";
 import { GROUP_SCHEMA } from "./group-schema";
 
 export interface Caller {
@@ -67,6 +68,11 @@ export class GroupDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log: GroupLog;
   private readonly receipts: GroupReceipts;
+  private readonly liveCounts = new LiveCounts((sender, counts) =>
+    this.user(sender)
+      .groupReceipts(this.groupId!, counts)
+      .catch((error: unknown) => this.logger.info("group_receipts", { outcome: "sender_unavailable", error: String(error) })),
+  );
   private readonly fanout: Fanout;
   private readonly logger: Logger;
   private groupId: string | null;
@@ -310,11 +316,7 @@ export class GroupDO extends DurableObject<Env> {
     if (this.kind === "channel") return;
     if (kind === "read" && !this.member(userId)) return;
     const changed = this.receipts.record(userId, kind, seqs, Date.now());
-    for (const [sender, counts] of changed) {
-      this.user(sender)
-        .groupReceipts(this.groupId!, counts)
-        .catch((error: unknown) => this.logger.info("group_receipts", { outcome: "sender_unavailable", error: String(error) }));
-    }
+    for (const [sender, counts] of changed) this.liveCounts.add(sender, counts);
   }
 
   async receiptList(caller: Caller, seq: number): Promise<Outcome<GroupReceiptList>> {
@@ -419,21 +421,17 @@ export class GroupDO extends DurableObject<Env> {
   private async notifyWatchers(upTo: number, entry?: string): Promise<void> {
     const watchers = this.sql.exec<{ user_id: string }>("SELECT user_id FROM watchers").toArray().map((r) => r.user_id);
     const offline: string[] = [];
-    for (let i = 0; i < watchers.length; i += NOTICE_CONCURRENCY) {
-      await Promise.all(
-        watchers.slice(i, i + NOTICE_CONCURRENCY).map(async (userId) => {
-          for (let attempt = 1; attempt <= 2; attempt++) {
-            try {
-              if (await this.user(userId).groupNotice(this.groupId!, upTo, entry)) this.noticeMisses.delete(userId);
-              else offline.push(userId);
-              return;
-            } catch (error) {
-              if (attempt === 2) this.logger.info("group_notice", { outcome: "member_unavailable", error: String(error) });
-            }
-          }
-        }),
-      );
-    }
+    await forEachLimited(watchers, NOTICE_CONCURRENCY, async (userId) => {
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        try {
+          if (await this.user(userId).groupNotice(this.groupId!, upTo, entry)) this.noticeMisses.delete(userId);
+          else offline.push(userId);
+          return;
+        } catch (error) {
+          if (attempt === 2) this.logger.info("group_notice", { outcome: "member_unavailable", error: String(error) });
+        }
+      }
+    });
     // A member found without sockets three notices running is forgotten (its next connect registers it again);
     // one miss alone may be a reconnect in flight.
     for (const userId of offline) {
