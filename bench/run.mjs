@@ -70,6 +70,7 @@ const { values: flags } = parseArgs({
     "no-install": { type: "boolean", default: false },
     out: { type: "string" },
     redraw: { type: "string" },
+    "group-sizes": { type: "string" },
   },
   strict: true,
 });
@@ -137,6 +138,13 @@ const PROFILES = {
 
 const mode = flags.smoke ? "smoke" : flags.quick ? "quick" : "full";
 const profile = PROFILES[mode];
+if (flags["group-sizes"]) {
+  // Workload 4 for some of its group sizes only (each keeps its messages and rate).
+  const only = flags["group-sizes"].split(",").map(Number);
+  const keep = profile.fanout.sizes.map((size, i) => (only.includes(size) ? i : -1)).filter((i) => i >= 0);
+  if (keep.length !== only.length) throw new Error(`--group-sizes: this profile's sizes are ${profile.fanout.sizes.join(", ")}`);
+  for (const key of ["sizes", "messages", "rates"]) profile.fanout[key] = keep.map((i) => profile.fanout[key][i]);
+}
 const targetIds = flags.targets ? flags.targets.split(",").map((s) => s.trim()) : profile.targets;
 for (const id of targetIds) if (!ALL_TARGETS.includes(id)) throw new Error(`unknown target ${id} (one of ${ALL_TARGETS.join(", ")})`);
 const workloads = new Set((flags.workloads ?? "1,2,3,4,5,6,8").split(",").map(Number));

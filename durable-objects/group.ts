@@ -34,6 +34,7 @@ import { forEachLimited } from "./limited";
 import { GroupLog } from "./group-log";
 import { GroupReceipts, LiveCounts, type ReceiptKind } from "./group-receipts";
 import { GROUP_SCHEMA } from "./group-schema";
+import { StubCache } from "./stub-cache";
 
 export interface Caller {
   userId: string;
@@ -56,6 +57,8 @@ const ADMINS_ONLY = refuse(403, "forbidden", "only the group's admins can do thi
 
 /** Online members told about new entries at once. */
 const NOTICE_CONCURRENCY = 64;
+/** Members' object stubs kept for reuse: every member of the largest group fanned out or told live. */
+const MEMBER_STUB_CACHE_SIZE = 2_048;
 const NOTICE_MISSES_BEFORE_FORGET = 3;
 
 type MemberRow = {
@@ -68,9 +71,10 @@ export class GroupDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly log: GroupLog;
   private readonly receipts: GroupReceipts;
+  private readonly users = new StubCache(this.env.USER, MEMBER_STUB_CACHE_SIZE);
   private readonly liveCounts = new LiveCounts((sender, counts) =>
-    this.user(sender)
-      .groupReceipts(this.groupId!, counts)
+    this.users
+      .call(sender, (stub) => stub.groupReceipts(this.groupId!, counts))
       .catch((error: unknown) => this.logger.info("group_receipts", { outcome: "sender_unavailable", error: String(error) })),
   );
   private readonly fanout: Fanout;
@@ -94,7 +98,7 @@ export class GroupDO extends DurableObject<Env> {
     this.fanout = new Fanout(
       this.sql,
       ctx.storage,
-      (userId, items) => this.user(userId).deliverGroup({ groupId: this.groupId!, kind: this.kind, fanout: this.mode() }, items),
+      (userId, items) => this.users.call(userId, (stub) => stub.deliverGroup({ groupId: this.groupId!, kind: this.kind, fanout: this.mode() }, items)),
       (userId, error) => this.logger.info("group_fanout", { outcome: "retry_later", user: userId, error: String(error) }),
     );
     this.groupId = this.meta("group_id");
@@ -424,7 +428,7 @@ export class GroupDO extends DurableObject<Env> {
     await forEachLimited(watchers, NOTICE_CONCURRENCY, async (userId) => {
       for (let attempt = 1; attempt <= 2; attempt++) {
         try {
-          if (await this.user(userId).groupNotice(this.groupId!, upTo, entry)) this.noticeMisses.delete(userId);
+          if (await this.users.call(userId, (stub) => stub.groupNotice(this.groupId!, upTo, entry))) this.noticeMisses.delete(userId);
           else offline.push(userId);
           return;
         } catch (error) {
@@ -492,9 +496,7 @@ export class GroupDO extends DurableObject<Env> {
     return this.kind === "group" && this.memberCount() <= LIMITS.maxFanoutOnWrite ? "write" : "read";
   }
 
-  private user(userId: string) {
-    return this.env.USER.get(this.env.USER.idFromName(userId));
-  }
+
 
   private meta(key: string): string | null {
     return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;

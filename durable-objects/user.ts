@@ -29,9 +29,9 @@ import { GROUP_ORIGIN_PREFIX, groupOrigin, Inbox, type ReceiptDelivery, type Sto
 import { PreKeyPool, type ClaimedPreKeys } from "./prekeys";
 import { ReceiptOutbox } from "./receipt-outbox";
 import { RecipientQueues } from "./recipient-queues";
+import { StubCache } from "./stub-cache";
 import { deviceTag, saveSocketState, socketState, type SocketState } from "./socket-state";
 import { UserGroups, type GroupRef } from "./user-groups";
-import type { GroupDO } from "./group";
 import { USER_SCHEMA } from "./user-schema";
 
 /** One send addressed to this user, as the sender's UserDO forwards it. */
@@ -61,7 +61,8 @@ export class UserDO extends DurableObject<Env> {
   private readonly outgoing: RecipientQueues;
   private readonly receipts: ReceiptOutbox;
   private readonly groups: UserGroups;
-  private readonly stubs = new Map<string, DurableObjectStub<UserDO>>();
+  private readonly users = new StubCache(this.env.USER, STUB_CACHE_SIZE);
+  private readonly groupObjects = new StubCache(this.env.GROUP, STUB_CACHE_SIZE);
   private userId: string | null;
   private readReceipts: boolean;
 
@@ -72,7 +73,7 @@ export class UserDO extends DurableObject<Env> {
     this.inbox = new Inbox(this.sql);
     this.prekeys = new PreKeyPool(this.sql);
     this.log = logger(env.LOG_LEVEL);
-    this.outgoing = new RecipientQueues((userId, items) => this.callUser(userId, (stub) => stub.deliver(items)));
+    this.outgoing = new RecipientQueues((userId, items) => this.users.call(userId, (stub) => stub.deliver(items)));
     this.receipts = new ReceiptOutbox(
       this.sql,
       ctx.storage,
@@ -359,7 +360,7 @@ export class UserDO extends DurableObject<Env> {
     }
     const syncMismatch = deviceMismatch(me, this.inbox.devices, frame.sync, state.device);
     if (syncMismatch) {
-      const recipientMismatch = await this.callUser(frame.to, (stub) => stub.checkDevices(frame.messages));
+      const recipientMismatch = await this.users.call(frame.to, (stub) => stub.checkDevices(frame.messages));
       this.fail(ws, "mismatched_devices", "the send's device lists are not current", frame.id, [
         ...(recipientMismatch ? [recipientMismatch] : []),
         syncMismatch,
@@ -422,7 +423,7 @@ export class UserDO extends DurableObject<Env> {
       ts: Date.now(),
     };
     try {
-      const [result] = await this.callUser(frame.to, (stub) => stub.storeReceipts([receipt]));
+      const [result] = await this.users.call(frame.to, (stub) => stub.storeReceipts([receipt]));
       send(ws, { type: "sent", id: frame.id, ts: receipt.ts, ...(result?.dropped && { dropped: true }) });
     } catch (error) {
       this.log.info("read", { outcome: "recipient_unavailable", error: String(error) });
@@ -432,7 +433,7 @@ export class UserDO extends DurableObject<Env> {
 
   private async handleGroupSend(ws: WebSocket, state: SocketState, frame: GroupSendFrame): Promise<void> {
     try {
-      const outcome = await this.group(frame.group).send({ userId: this.userId!, deviceId: state.device }, frame);
+      const outcome = await this.groupObjects.call(frame.group, (stub) => stub.send({ userId: this.userId!, deviceId: state.device }, frame));
       if (outcome.ok) send(ws, { type: "sent", id: frame.id, ts: outcome.value.ts, groupSeq: outcome.value.groupSeq });
       else this.fail(ws, outcome.code, outcome.message, frame.id, undefined, outcome.group);
     } catch (error) {
@@ -447,7 +448,7 @@ export class UserDO extends DurableObject<Env> {
       return;
     }
     try {
-      const outcome = await this.group(frame.group).markRead({ userId: this.userId!, deviceId: state.device }, frame.seqs);
+      const outcome = await this.groupObjects.call(frame.group, (stub) => stub.markRead({ userId: this.userId!, deviceId: state.device }, frame.seqs));
       if (outcome.ok) send(ws, { type: "sent", id: frame.id, ts: Date.now() });
       else this.fail(ws, outcome.code, outcome.message, frame.id);
     } catch (error) {
@@ -463,7 +464,7 @@ export class UserDO extends DurableObject<Env> {
 
   private async watchGroup(ws: WebSocket, groupId: string): Promise<void> {
     try {
-      const head = await this.group(groupId).watch(this.userId!);
+      const head = await this.groupObjects.call(groupId, (stub) => stub.watch(this.userId!));
       if (head !== null) send(ws, { type: "group_notice", group: groupId, upTo: head });
     } catch (error) {
       this.log.info("group_watch", { outcome: "group_unavailable", error: String(error) });
@@ -472,9 +473,9 @@ export class UserDO extends DurableObject<Env> {
 
   /** Delivered receipts go to the sender's UserDO, or, for group messages, to the group (which counts them). */
   private async handOverReceipts(target: string, receipts: ReceiptDelivery[]): Promise<unknown> {
-    if (!target.startsWith(GROUP_ORIGIN_PREFIX)) return this.callUser(target, (stub) => stub.storeReceipts(receipts));
+    if (!target.startsWith(GROUP_ORIGIN_PREFIX)) return this.users.call(target, (stub) => stub.storeReceipts(receipts));
     const seqs = receipts.flatMap((r) => r.refs.map((ref) => Number(ref.id)));
-    return this.group(target.slice(GROUP_ORIGIN_PREFIX.length)).recordReceipts(this.userId!, "delivered", seqs);
+    return this.groupObjects.call(target.slice(GROUP_ORIGIN_PREFIX.length), (stub) => stub.recordReceipts(this.userId!, "delivered", seqs));
   }
 
   // ---- Delivery ----
@@ -538,25 +539,7 @@ export class UserDO extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(deviceTag(deviceId))) rejectSocket(ws, reason, code);
   }
 
-  /** Calls another user's object through a cached stub; a stub that failed is dropped (it may be broken). */
-  private async callUser<T>(userId: string, call: (stub: DurableObjectStub<UserDO>) => Promise<T>): Promise<T> {
-    let stub = this.stubs.get(userId);
-    if (!stub) {
-      stub = this.env.USER.get(this.env.USER.idFromName(userId));
-      if (this.stubs.size >= STUB_CACHE_SIZE) this.stubs.delete(this.stubs.keys().next().value!);
-      this.stubs.set(userId, stub);
-    }
-    try {
-      return await call(stub);
-    } catch (error) {
-      this.stubs.delete(userId);
-      throw error;
-    }
-  }
 
-  private group(groupId: string): DurableObjectStub<GroupDO> {
-    return this.env.GROUP.get(this.env.GROUP.idFromName(groupId));
-  }
 
   private setUserId(userId: string): void {
     if (this.userId === userId) return;

@@ -5,7 +5,7 @@
  */
 /* global performance, setInterval, clearInterval */
 import { execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -162,6 +162,7 @@ export function spawnGroup(command, { cwd, env, ipc = false, logLines = 300 } = 
   liveGroups.add(pgid);
   const log = [];
   const keep = (chunk) => {
+    if (process.env.RELAY_BENCH_SERVER_LOG) appendFileSync(process.env.RELAY_BENCH_SERVER_LOG, chunk);
     log.push(...chunk.toString("utf8").split("\n").filter(Boolean));
     if (log.length > logLines) log.splice(0, log.length - logLines);
   };

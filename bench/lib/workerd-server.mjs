@@ -48,7 +48,8 @@ async function main() {
     dev: {
       remote: false,
       server: { hostname: "127.0.0.1", port: 0 },
-      inspector: false,
+      // RELAY_BENCH_INSPECTOR_PORT: open the DevTools inspector (for a CPU profile of the server under load).
+      inspector: process.env.RELAY_BENCH_INSPECTOR_PORT ? { port: Number(process.env.RELAY_BENCH_INSPECTOR_PORT) } : false,
       persist: flags.persist,
       watch: false,
       liveReload: false,
