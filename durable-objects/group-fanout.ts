@@ -8,6 +8,8 @@
  * eviction or a failed member write.
  */
 
+import type { SharedAlarm } from "./shared-alarm";
+
 /** One entry handed to a member's UserDO. */
 export interface GroupDelivery {
   /** 0: a channel subscription changed (not an entry of the log; the latest one wins, no dedupe). */
@@ -21,8 +23,13 @@ export interface GroupDelivery {
   membership?: boolean;
 }
 
-/** Members handed over to at once. */
-const CONCURRENCY = 32;
+/**
+ * Members handed over to at once. Only FIRST_WAVE start together and each finished hand-over starts up to two
+ * more, so the sender's acknowledgement does not queue behind a hundred calls (a local workerd runs every
+ * object on one thread).
+ */
+const CONCURRENCY = 128;
+const FIRST_WAVE = 16;
 /** Entries per hand-over. */
 const BATCH = 200;
 /** The safety net for a crash between a write and its fan-out. */
@@ -38,26 +45,23 @@ export class Fanout {
   private idle: Promise<void> | null = null;
   private settle: (() => void) | null = null;
   private failedThisRun = false;
-  private alarmArmed = false;
   private failures = 0;
 
   constructor(
     private readonly sql: SqlStorage,
-    private readonly storage: DurableObjectStorage,
+    private readonly alarm: SharedAlarm,
     private readonly handOver: (userId: string, items: GroupDelivery[]) => Promise<void>,
     private readonly onError: (userId: string, error: unknown) => void,
   ) {}
 
   /** Call in the transaction that wrote `fanout` rows: makes sure an alarm will finish them. */
   armSafetyNet(): void {
-    if (this.alarmArmed) return;
-    void this.storage.setAlarm(Date.now() + FANOUT_SAFETY_NET_MS);
-    this.alarmArmed = true;
+    this.alarm.requestBy(Date.now() + FANOUT_SAFETY_NET_MS);
   }
 
   /**
    * Starts handing over what is owed to every member. Each member is drained on its own, up to CONCURRENCY at
-   * once, so a slow or failing member holds one slot and never delays the others. Resolves when nothing is
+   * once (ramping up from FIRST_WAVE), so a slow or failing member holds one slot and never delays the others. Resolves when nothing is
    * being handed over any more (what failed is left to the alarm).
    */
   kick(): Promise<void> {
@@ -66,21 +70,20 @@ export class Fanout {
       if (running) running.again = true;
       else this.queue.add(user_id);
     }
-    while (this.active.size < CONCURRENCY && this.queue.size > 0) this.startNext();
+    for (let i = 0; i < FIRST_WAVE; i++) this.startNext();
     if (this.active.size === 0) return Promise.resolve();
     this.idle ??= new Promise<void>((resolve) => (this.settle = resolve));
     return this.idle;
   }
 
   /** The alarm fired: finish what is owed, and come back later while something fails. */
-  async alarm(): Promise<void> {
-    this.alarmArmed = false;
+  async onAlarm(): Promise<void> {
     await this.kick();
-    if (this.owedCount() > 0 && !this.alarmArmed) {
-      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 6));
-      await this.storage.setAlarm(Date.now() + delay);
-      this.alarmArmed = true;
-    }
+    if (this.owedCount() > 0) this.alarm.requestBy(Date.now() + this.retryDelay());
+  }
+
+  private retryDelay(): number {
+    return Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 6));
   }
 
   owedCount(): number {
@@ -89,7 +92,7 @@ export class Fanout {
 
   private startNext(): void {
     const [userId] = this.queue;
-    if (userId === undefined) return;
+    if (userId === undefined || this.active.size >= CONCURRENCY) return;
     this.queue.delete(userId);
     const slot = { again: false };
     this.active.set(userId, slot);
@@ -102,7 +105,8 @@ export class Fanout {
         this.active.delete(userId);
         if (!delivered) this.failedThisRun = true;
         else if (slot.again) this.queue.add(userId);
-        while (this.active.size < CONCURRENCY && this.queue.size > 0) this.startNext();
+        this.startNext();
+        this.startNext();
         if (this.active.size === 0) this.finishRun();
       });
   }
@@ -110,10 +114,7 @@ export class Fanout {
   private finishRun(): void {
     if (this.failedThisRun) {
       this.failures++;
-      if (!this.alarmArmed) {
-        void this.storage.setAlarm(Date.now() + Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.failures, 6)));
-        this.alarmArmed = true;
-      }
+      this.alarm.requestBy(Date.now() + this.retryDelay());
     } else this.failures = 0;
     this.failedThisRun = false;
     const settle = this.settle;

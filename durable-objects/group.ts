@@ -34,6 +34,7 @@ import { forEachLimited } from "./limited";
 import { GroupLog } from "./group-log";
 import { GroupReceipts, LiveCounts, type ReceiptKind } from "./group-receipts";
 import { GROUP_SCHEMA } from "./group-schema";
+import { SharedAlarm } from "./shared-alarm";
 import { StubCache } from "./stub-cache";
 
 export interface Caller {
@@ -55,8 +56,9 @@ const refuse = (status: Refusal["status"], code: ErrorCode, message: string, gro
 const NOT_FOUND = refuse(404, "not_found", "no such group, or you are not a member");
 const ADMINS_ONLY = refuse(403, "forbidden", "only the group's admins can do this");
 
-/** Online members told about new entries at once. */
-const NOTICE_CONCURRENCY = 64;
+/** Online members told about new entries at once, and how many of them start right away (see forEachLimited). */
+const NOTICE_CONCURRENCY = 1024;
+const NOTICE_FIRST_WAVE = 1024;
 /** Members' object stubs kept for reuse: every member of the largest group fanned out or told live. */
 const MEMBER_STUB_CACHE_SIZE = 2_048;
 const NOTICE_MISSES_BEFORE_FORGET = 3;
@@ -87,6 +89,9 @@ export class GroupDO extends DurableObject<Env> {
   private members: number | null = null;
   /** Notices in a row that found a watcher without sockets. */
   private readonly noticeMisses = new Map<string, number>();
+  /** The live notice the next alarm sends: up to which entry, and the entries themselves while they are small. */
+  private pendingNotice: { upTo: number; entries: string[] | null; bytes: number } | null = null;
+  private readonly alarms: SharedAlarm;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -97,7 +102,7 @@ export class GroupDO extends DurableObject<Env> {
     this.logger = logger(env.LOG_LEVEL);
     this.fanout = new Fanout(
       this.sql,
-      ctx.storage,
+      (this.alarms = new SharedAlarm(ctx.storage)),
       (userId, items) => this.users.call(userId, (stub) => stub.deliverGroup({ groupId: this.groupId!, kind: this.kind, fanout: this.mode() }, items)),
       (userId, error) => this.logger.info("group_fanout", { outcome: "retry_later", user: userId, error: String(error) }),
     );
@@ -288,7 +293,7 @@ export class GroupDO extends DurableObject<Env> {
       this.fanout.armSafetyNet();
       void this.fanout.kick();
     } else {
-      void this.notifyWatchers(stored.seq, stored.json.length <= LIMITS.maxNoticeEntryBytes ? stored.json : undefined);
+      this.noticeSoon(stored.seq, stored.json);
     }
     return ok({ ts: stored.ts, groupSeq: stored.seq });
   }
@@ -340,7 +345,11 @@ export class GroupDO extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    await this.fanout.alarm();
+    this.alarms.fired();
+    const notice = this.pendingNotice;
+    this.pendingNotice = null;
+    if (notice) await this.notifyWatchers(notice.upTo, notice.entries ?? undefined);
+    await this.fanout.onAlarm();
   }
 
   // ---- Internals ----
@@ -375,7 +384,7 @@ export class GroupDO extends DurableObject<Env> {
       this.fanout.armSafetyNet();
       void this.fanout.kick();
     }
-    if (mode === "read") void this.notifyWatchers(seq);
+    if (mode === "read") this.noticeSoon(seq);
   }
 
   private admit(userId: string, approvedBy?: string): void {
@@ -421,21 +430,33 @@ export class GroupDO extends DurableObject<Env> {
     return null;
   }
 
+  /**
+   * Queues a live notice of entry `seq` for the alarm, which runs right after this call has answered: started
+   * here, a thousand notices would queue the sender's acknowledgement behind them (a local workerd runs every
+   * object on one thread). The newest entries ride in the notice while they are consecutive and small in all.
+   */
+  private noticeSoon(seq: number, json?: string): void {
+    const queued = this.pendingNotice;
+    const follows = queued !== null && queued.entries !== null && queued.upTo === seq - 1 ? { entries: queued.entries, bytes: queued.bytes } : null;
+    let entries: string[] | null = null;
+    let bytes = 0;
+    if (json !== undefined && json.length <= LIMITS.maxNoticeEntryBytes) {
+      const together = follows !== null && follows.bytes + json.length <= LIMITS.maxNoticeEntryBytes;
+      entries = together ? [...follows.entries, json] : [json];
+      bytes = (together ? follows.bytes : 0) + json.length;
+    }
+    this.pendingNotice = { upTo: seq, entries, bytes };
+    this.alarms.requestBy(Date.now());
+  }
+
   /** Tells online members of a fan-out-on-read group that the log reached `upTo`; forgets those found offline. */
-  private async notifyWatchers(upTo: number, entry?: string): Promise<void> {
+  private async notifyWatchers(upTo: number, entries?: string[]): Promise<void> {
     const watchers = this.sql.exec<{ user_id: string }>("SELECT user_id FROM watchers").toArray().map((r) => r.user_id);
     const offline: string[] = [];
-    await forEachLimited(watchers, NOTICE_CONCURRENCY, async (userId) => {
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        try {
-          if (await this.users.call(userId, (stub) => stub.groupNotice(this.groupId!, upTo, entry))) this.noticeMisses.delete(userId);
-          else offline.push(userId);
-          return;
-        } catch (error) {
-          if (attempt === 2) this.logger.info("group_notice", { outcome: "member_unavailable", error: String(error) });
-        }
-      }
-    });
+    const tell = async (userId: string) => {
+      if ((await this.tellWatcher(userId, upTo, entries)) === false) offline.push(userId);
+    };
+    await forEachLimited(watchers, NOTICE_CONCURRENCY, tell, NOTICE_FIRST_WAVE);
     // A member found without sockets three notices running is forgotten (its next connect registers it again);
     // one miss alone may be a reconnect in flight.
     for (const userId of offline) {
@@ -446,6 +467,20 @@ export class GroupDO extends DurableObject<Env> {
         this.sql.exec("DELETE FROM watchers WHERE user_id = ?", userId);
       }
     }
+  }
+
+  /** One live notice, tried twice: whether the member had sockets (undefined when its object failed twice). */
+  private async tellWatcher(userId: string, upTo: number, entries?: string[]): Promise<boolean | undefined> {
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        const online = await this.users.call(userId, (stub) => stub.groupNotice(this.groupId!, upTo, entries));
+        if (online) this.noticeMisses.delete(userId);
+        return online;
+      } catch (error) {
+        if (attempt === 2) this.logger.info("group_notice", { outcome: "member_unavailable", error: String(error) });
+      }
+    }
+    return undefined;
   }
 
   private stateFor(userId: string): GroupState | null {

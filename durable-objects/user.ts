@@ -232,9 +232,10 @@ export class UserDO extends DurableObject<Env> {
   }
 
   /** A fan-out-on-read group has entries up to `upTo`: tells the live sockets. False when none is open. */
-  async groupNotice(groupId: string, upTo: number, entry?: string): Promise<boolean> {
+  async groupNotice(groupId: string, upTo: number, entries?: string[]): Promise<boolean> {
     const sockets = this.ctx.getWebSockets();
-    const frame = `{"type":"group_notice","group":${JSON.stringify(groupId)},"upTo":${upTo}${entry === undefined ? "" : `,"entries":[${entry}]`}}`;
+    const carried = entries === undefined ? "" : `,"entries":[${entries.join(",")}]`;
+    const frame = `{"type":"group_notice","group":${JSON.stringify(groupId)},"upTo":${upTo}${carried}}`;
     for (const ws of sockets) sendText(ws, frame);
     return sockets.length > 0;
   }

@@ -130,7 +130,8 @@ export type ServerFrame =
   | { type: "error"; id?: string; code: ErrorCode; message: string; mismatches?: DeviceMismatch[]; group?: GroupEpoch }
   /**
    * Live only: a fan-out-on-read group or channel has entries up to `upTo`; read them by cursor. `entries`: the new
-   * entry itself when it is small (`LIMITS.maxNoticeEntryBytes`), so a client whose cursor is just behind needs no read.
+   * entries themselves, consecutive and ending at `upTo`, when they are small (`LIMITS.maxNoticeEntryBytes` in all),
+   * so a client whose cursor is just behind needs no read.
    */
   | { type: "group_notice"; group: string; upTo: number; entries?: GroupLogEntry[] }
   /** Live only, to a sender: the aggregated receipts of their group messages changed. */

@@ -34,7 +34,7 @@ export const LIMITS = {
   maxChannelSubscribers: 100_000,
   /** The group's encrypted title, description and avatar reference, in bytes. */
   maxGroupInfoBytes: 4 * 1024,
-  /** A new log entry up to this size rides inside the live `group_notice` (online members need no read). */
+  /** New log entries ride inside the live `group_notice` while together they are at most this size (online members need no read). */
   maxNoticeEntryBytes: 8 * 1024,
   /** Entries one read of a group's log returns. */
   groupLogPageSize: 500,
