@@ -56,9 +56,8 @@ const refuse = (status: Refusal["status"], code: ErrorCode, message: string, gro
 const NOT_FOUND = refuse(404, "not_found", "no such group, or you are not a member");
 const ADMINS_ONLY = refuse(403, "forbidden", "only the group's admins can do this");
 
-/** Online members told about new entries at once, and how many of them start right away (see forEachLimited). */
+/** Online members told about new entries at once (the notices go out after the sender's answer, see noticeSoon). */
 const NOTICE_CONCURRENCY = 1024;
-const NOTICE_FIRST_WAVE = 1024;
 /** Members' object stubs kept for reuse: every member of the largest group fanned out or told live. */
 const MEMBER_STUB_CACHE_SIZE = 2_048;
 const NOTICE_MISSES_BEFORE_FORGET = 3;
@@ -456,7 +455,7 @@ export class GroupDO extends DurableObject<Env> {
     const tell = async (userId: string) => {
       if ((await this.tellWatcher(userId, upTo, entries)) === false) offline.push(userId);
     };
-    await forEachLimited(watchers, NOTICE_CONCURRENCY, tell, NOTICE_FIRST_WAVE);
+    await forEachLimited(watchers, NOTICE_CONCURRENCY, tell);
     // A member found without sockets three notices running is forgotten (its next connect registers it again);
     // one miss alone may be a reconnect in flight.
     for (const userId of offline) {

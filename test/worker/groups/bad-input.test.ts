@@ -5,10 +5,13 @@ import { LIMITS } from "../../../src/protocol/limits";
 import { api, body, connect, registerUser } from "../support/relay";
 import { createGroup, fannedOut, groupRows } from "./support";
 
+let fixturePhones = 0;
+
 /** Accounts as D1 rows only (members who never connect; registering each through SMS would only slow the test). */
 async function fixtureAccounts(n: number): Promise<string[]> {
   const ids = Array.from({ length: n }, () => crypto.randomUUID());
-  await env.DB.batch(ids.map((id) => env.DB.prepare("INSERT INTO accounts (user_id, phone, created_at) VALUES (?, ?, 0)").bind(id, `+1777${id.replace(/\D/g, "").slice(0, 8)}`)));
+  const phone = () => `+1777${String(fixturePhones++).padStart(7, "0")}`; // unique: random digits collided 1 run in ~50
+  await env.DB.batch(ids.map((id) => env.DB.prepare("INSERT INTO accounts (user_id, phone, created_at) VALUES (?, ?, 0)").bind(id, phone())));
   return ids;
 }
 
