@@ -61,8 +61,8 @@ export class Fanout {
 
   /**
    * Starts handing over what is owed to every member. Each member is drained on its own, up to CONCURRENCY at
-   * once (ramping up from FIRST_WAVE), so a slow or failing member holds one slot and never delays the others. Resolves when nothing is
-   * being handed over any more (what failed is left to the alarm).
+   * once (ramping up from FIRST_WAVE), so a slow or failing member holds one slot and never delays the others.
+   * Resolves when nothing is being handed over any more (what failed is left to the alarm).
    */
   kick(): Promise<void> {
     for (const { user_id } of this.sql.exec<{ user_id: string }>("SELECT DISTINCT user_id FROM fanout")) {
