@@ -91,11 +91,14 @@ export class LiveCounts {
   }
 
   private async flush(sender: string, latest: Map<number, GroupReceiptCounts>): Promise<void> {
-    while (latest.size > 0) {
-      const counts = [...latest.values()];
-      latest.clear();
-      await this.push(sender, counts);
+    try {
+      while (latest.size > 0) {
+        const counts = [...latest.values()];
+        latest.clear();
+        await this.push(sender, counts);
+      }
+    } finally {
+      this.pending.delete(sender);
     }
-    this.pending.delete(sender);
   }
 }
