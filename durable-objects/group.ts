@@ -347,7 +347,8 @@ export class GroupDO extends DurableObject<Env> {
     this.alarms.fired();
     const notice = this.pendingNotice;
     this.pendingNotice = null;
-    if (notice) await this.notifyWatchers(notice.upTo, notice.entries ?? undefined);
+    // Not awaited: a member whose object never answers must not hold the next alarm (and later notices) back.
+    if (notice) void this.notifyWatchers(notice.upTo, notice.entries ?? undefined);
     await this.fanout.onAlarm();
   }
 

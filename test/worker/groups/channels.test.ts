@@ -84,6 +84,31 @@ describe("channels", () => {
     expect((await api("GET", `/v1/groups/${channel.groupId}/messages?after=1`, { token: late.session.accessToken })).status).toBe(404);
   });
 
+  it("a subscriber whose object never answers a notice holds up nobody: the others are told of every later post", async () => {
+    const admin = await registerUser();
+    const stuck = await registerUser();
+    const told = await registerUser();
+    const { channel, token } = await channelWithInvite(admin);
+    await subscribe(stuck, token);
+    await subscribe(told, token);
+    await fannedOut(channel.groupId);
+    const { socket: s } = await connect(stuck);
+    const { socket: t } = await connect(told);
+    await s.next("group_notice");
+    await t.next("group_notice");
+    await runInDurableObject(env.GROUP.get(env.GROUP.idFromName(channel.groupId)), (instance) => {
+      type Call = (name: string, call: (stub: unknown) => Promise<unknown>) => Promise<unknown>;
+      const users = (instance as unknown as { users: { call: Call } }).users;
+      const real = users.call.bind(users);
+      users.call = (name, call) => (name === stuck.session.userId ? new Promise(() => {}) : real(name, call));
+    });
+    const { socket: a } = await connect(admin);
+    for (const [i, seq] of [[1, 2], [2, 3]] as const) {
+      expect(await a.request(signedPost(admin, channel.groupId, `p${i}`, "news"))).toMatchObject({ groupSeq: seq });
+      expect(await t.next("group_notice", (f) => f.upTo === seq)).toMatchObject({ upTo: seq, entries: [{ groupSeq: seq }] });
+    }
+  });
+
   it("a channel with 10,000 subscribers who joined through the invite route stores a post once; they read it by cursor", { timeout: 180_000 }, async () => {
     const admin = await registerUser();
     const { channel, token } = await channelWithInvite(admin);
