@@ -4,6 +4,8 @@
  * offline messages in SQLite (`sql_type: sqlite`, the `erlang-p1-sqlite3` package; mod_offline's spool
  * table), no epmd (ERL_DIST_PORT), in its own process group as the `ejabberd` system user.
  * Users are written straight into the `users` table (plain passwords) before the server starts.
+ * Group chat (workload 4) is MUC (XEP-0045) on `conference.localhost`: temporary rooms of up to MUC_MAX_USERS
+ * occupants, no history replayed on join, occupants' presence not broadcast (as in a large WhatsApp group).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +16,9 @@ import { pinned, sleep, spawnGroup } from "./proc.mjs";
 const CTL = "/usr/sbin/ejabberdctl";
 const SCHEMA = "/usr/share/ejabberd/sql/lite.sql";
 const SQLITE_DRIVER = "/usr/lib/erlang/lib";
+/** The MUC service's host and its largest room (ejabberd's default is 200 occupants). */
+export const MUC_HOST = "conference.localhost";
+const MUC_MAX_USERS = 2_000;
 
 function hasSqliteDriver() {
   try {
@@ -104,6 +109,16 @@ modules:
   mod_offline:
     access_max_user_messages: max_user_offline_messages
   mod_ping: {}
+  mod_muc:
+    host: ${MUC_HOST}
+    access_create: c2s
+    max_users: ${MUC_MAX_USERS}
+    history_size: 0
+    # Joins are not announced to the other occupants (1,000 joins would be 1,000,000 presence stanzas).
+    max_users_presence: 0
+    default_room_options:
+      max_users: ${MUC_MAX_USERS}
+      persistent: false
 `;
   writeFileSync(join(dir, "ejabberd.yml"), config);
   writeFileSync(join(dir, "ejabberdctl.cfg"), "");

@@ -147,29 +147,54 @@ function jsonAdapter(target) {
   };
 }
 
-/** XMPP over TCP with @xmpp/client: messages of type chat; ejabberd routes them, or stores them when offline. */
+/**
+ * XMPP over TCP with @xmpp/client: messages of type chat; ejabberd routes them, or stores them when offline.
+ * Groups (workload 4) are MUC rooms: `opts.room` joins one after connecting, and the room's reflection of the
+ * sender's own groupchat message stands for the server's acknowledgement (it comes after the room took it).
+ */
 async function xmppAdapter(target) {
   const { client, xml } = await import("@xmpp/client");
+  const roomJid = (room) => `${room}@${target.mucHost}`;
   return {
+    kind: "xmpp",
     sentAcks: false, // XMPP has no per-message acknowledgement from the server (stream management aside)
     seqs: false,
     template(to) {
       return [`<message to='${to.user}@localhost' type='chat' id='`, `'><body>${BODY}</body></message>`];
     },
+    groupTemplate(group) {
+      return [`<message to='${roomJid(group.room)}' type='groupchat' id='`, `'><body>${BODY}</body></message>`];
+    },
     async connect(identity, handlers, opts = {}, timeoutMs = 30_000) {
       // SASL PLAIN: the connection is plain TCP on loopback, where @xmpp/client would otherwise refuse PLAIN.
       const credentials = (authenticate) => authenticate({ username: identity.user, password: identity.password }, "PLAIN");
-      const x = client({ service: `xmpp://127.0.0.1:${target.port}`, domain: "localhost", credentials, resource: "b" });
+      // @xmpp's own 2 s limit on opening the stream is too short for a thousand logins at once.
+      const x = client({ service: `xmpp://127.0.0.1:${target.port}`, domain: "localhost", credentials, resource: "b", timeout: timeoutMs });
       x.reconnect.stop();
       const addr = nextAddr();
       const original = x.socketParameters.bind(x);
       x.socketParameters = (service) => ({ ...original(service), localAddress: addr });
       x.on("error", () => {});
+      const occupant = opts.room ? `${roomJid(opts.room)}/${identity.user}` : null;
+      let joined;
+      const inRoom = new Promise((resolve) => (joined = resolve));
       x.on("stanza", (stanza) => {
-        if (stanza.is("message") && stanza.attrs.id) handlers.onDeliver?.([{ id: stanza.attrs.id }], performance.now());
+        if (stanza.is("presence") && stanza.attrs.from === occupant) return joined(stanza.attrs.type !== "error");
+        if (!stanza.is("message") || !stanza.attrs.id) return;
+        if (occupant && stanza.attrs.from === occupant) return handlers.onSent?.(stanza.attrs.id, performance.now(), {});
+        handlers.onDeliver?.([{ id: stanza.attrs.id }], performance.now());
       });
-      await withTimeout(x.start(), timeoutMs, "xmpp connect");
+      try {
+        await withTimeout(x.start(), timeoutMs, "xmpp connect");
+      } catch (error) {
+        x.socket?.destroy();
+        throw error;
+      }
       if (opts.presence) await x.send(xml("presence"));
+      if (occupant) {
+        await x.send(xml("presence", { to: occupant }, xml("x", { xmlns: "http://jabber.org/protocol/muc" }, xml("history", { maxstanzas: "0" }))));
+        if (!(await withTimeout(inRoom, timeoutMs, `join ${opts.room}`))) throw new Error(`${identity.user} could not join ${opts.room}`);
+      }
       return {
         ready: { pending: undefined },
         send: (text) => x.write(text).catch(() => {}),
@@ -582,7 +607,8 @@ const commands = {
         seen.last = Math.max(seen.last, at);
       } else g.messages.set(id, { count: 1, last: at });
     };
-    g.members = await pool(identities, 50, async (identity) => {
+    // XMPP logins (SASL, bind, session) are slower to set up than a WebSocket: fewer at once.
+    g.members = await pool(identities, adapter.kind === "xmpp" ? 16 : 50, async (identity) => {
       // Ready: the peers at once; Relay once the group reached the member (its `created` event in the inbox,
       // or, read by cursor, the first notice and, when the member fetches, the first read of the log).
       const m = { identity, seen: new Set(), notices: [], cursor: 0, want: 0, fetching: false, ready: !spec.id };

@@ -61,7 +61,7 @@ function metrics(result) {
   const members = [...new Set(rows.filter((r) => r.workload_id === "4" && typeof r.params.members === "number").map((r) => r.params.members))].sort((a, b) => a - b);
   const w4 = (n, measure) => (p) => {
     const any = find(p, "4");
-    // A target that ran no group of this size (e.g. ejabberd, skipped as a whole) shows its one row's status.
+    // A target that ran no group of this size (skipped, or failed as a whole) shows its one row's status.
     const sized = find(p, "4", (x) => x.params.members === n && (x.params.measure ?? "message") === measure);
     return sized ?? (any && any.status !== "ok" && any.params.members === undefined ? any : undefined);
   };
