@@ -28,6 +28,12 @@ export const CLIENT_DEFAULTS = {
   retryDelayMs: 1_000,
   /** How long an HTTP call may take. */
   httpTimeoutMs: 30_000,
+  /**
+   * Pages holding only receipts are acknowledged together: after this long, or once `receiptAckMaxPending`
+   * envelopes wait (well inside the server's delivery window); a page with a message is acknowledged at once.
+   */
+  receiptAckDelayMs: 1_000,
+  receiptAckMaxPending: LIMITS.deliveryWindow / 4,
 } as const;
 
 export type Tuning = { -readonly [K in keyof typeof CLIENT_DEFAULTS]: number };

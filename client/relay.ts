@@ -32,6 +32,7 @@ import type { RelayEvents } from "./relay-events";
 import type { LocalIdentity } from "./sessions/staged-store";
 import { META } from "./store/keys";
 import { put, type AccountRecord, type LocalIdentityRecord, type RelayStore } from "./store/types";
+import { Acknowledger } from "./transport/acks";
 import { Connection, type ConnectionState, type WebSocketConstructor } from "./transport/connection";
 import { SerialQueue } from "./util/serial";
 import { LIMITS } from "../src/protocol/limits";
@@ -138,6 +139,7 @@ export class Relay extends RelayGroups {
   private readonly tokens: TokenManager;
   private state: ConnectionState = "connecting";
   private keyTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly acks: Acknowledger;
   private lastKeyCheck = 0;
   private closed = false;
   private signedOut = false;
@@ -186,6 +188,7 @@ export class Relay extends RelayGroups {
       identity: local.identity,
       registrationId: local.registrationId,
     };
+    this.acks = new Acknowledger(connection, tuning.receiptAckDelayMs, tuning.receiptAckMaxPending);
     this.core = {
       store,
       local: localIdentity,
@@ -502,6 +505,7 @@ export class Relay extends RelayGroups {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.keyTimer);
+    this.acks.flush();
     this.core.connection.stop();
     await Promise.all([this.outbox.idle(), this.groupClient.idle()]);
     await this.core.lane.run(async () => undefined);
@@ -539,7 +543,9 @@ export class Relay extends RelayGroups {
       .then(
         (stored) => {
           if (!stored) return;
-          connection.ack(generation, last.seq);
+          const receiptsOnly = frame.envelopes.every((envelope) => envelope.kind === "receipt");
+          // After close() nothing waits for a timer: the server redelivers what was not acknowledged.
+          if (!this.closed) this.acks.stored(generation, last.seq, frame.envelopes.length, receiptsOnly);
           this.groupClient.afterDeliver();
         },
         (error: unknown) => {

@@ -94,6 +94,7 @@ function jsonAdapter(target) {
         handshakeTimeout: timeoutMs,
         localAddress: nextAddr(),
       });
+      const acks = lazyReceiptAcks((upTo) => ws.send(`{"type":"ack","upTo":${upTo}}`));
       return withTimeout(
         new Promise((resolve, reject) => {
           ws.once("error", reject);
@@ -115,7 +116,7 @@ function jsonAdapter(target) {
               const frame = JSON.parse(text);
               if (frame.type === "deliver") {
                 handlers.onDeliver?.(frame.envelopes, now);
-                if (ackFrames) ws.send(`{"type":"ack","upTo":${frame.envelopes[frame.envelopes.length - 1].seq}}`);
+                if (ackFrames) acks.stored(frame.envelopes);
               } else if (frame.type === "sent") handlers.onSent?.(frame.id, now, frame);
               else if (frame.type === "error") handlers.onError?.(frame.id, frame.code, frame);
               else if (frame.type === "group_notice") handlers.onNotice?.(frame, now);
@@ -143,6 +144,33 @@ function jsonAdapter(target) {
         ws.terminate();
         throw error;
       });
+    },
+  };
+}
+
+/**
+ * Relay's acknowledgements as the SDK sends them (client/transport/acks.ts): a page holding a message at once,
+ * pages of receipts only together after at most RECEIPT_ACK_DELAY_MS or RECEIPT_ACK_MAX_PENDING envelopes.
+ */
+const RECEIPT_ACK_DELAY_MS = 1_000;
+const RECEIPT_ACK_MAX_PENDING = 250;
+function lazyReceiptAcks(ack) {
+  let pending = null;
+  let count = 0;
+  let timer = null;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = null;
+    if (pending !== null) ack(pending);
+    pending = null;
+    count = 0;
+  };
+  return {
+    stored(envelopes) {
+      pending = envelopes[envelopes.length - 1].seq;
+      count += envelopes.length;
+      if (!envelopes.every((e) => e.kind === "receipt") || count >= RECEIPT_ACK_MAX_PENDING) flush();
+      else timer ??= setTimeout(flush, RECEIPT_ACK_DELAY_MS);
     },
   };
 }
