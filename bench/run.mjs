@@ -80,12 +80,10 @@ const ALL_TARGETS = ["relay-workerd", "relay-wrangler-dev", "ws-memory", "ws-sql
 const PROFILES = {
   full: {
     budgetMs: 870_000,
-    // Time a target leaves unused goes to the ones after it: the Node peers, whose longest steps (20,000 idle
-    // sockets, a 100,000 backlog) are cheap but many, run last and take what is left.
-    targets: ["relay-workerd", "relay-wrangler-dev", "room-do", "ejabberd", "ws-sqlite", "ws-memory"],
+    targets: ALL_TARGETS,
     // Relay (workerd) registers its 4,000 users through the API (~50/s) first: a third of its time (with the
     // channel, workload 8, its 10,001 users: registrationShare).
-    weights: { "relay-workerd": 6.5, "relay-wrangler-dev": 2.6, "room-do": 1.6, ejabberd: 1.3, "ws-sqlite": 1.5, "ws-memory": 1.5 },
+    weights: { "relay-workerd": 7, "relay-wrangler-dev": 2, "ws-memory": 1.5, "ws-sqlite": 1.5, "room-do": 1.7, ejabberd: 1.3 },
     registrationShare: 0.6,
     /** Time kept back from workloads 1–6 for workloads 4 and 8 (they run last), per kind of target. */
     groupReserveMs: { relay: 150_000, other: 60_000 },
