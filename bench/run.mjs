@@ -1304,7 +1304,7 @@ async function main() {
       };
       try {
         await Promise.all(workers.map((call) => call("setup", { target: { ...handle.target, tag: ctx.tag } }, 30_000)));
-        if (workloads.has(1) || workloads.has(2)) await runWorkload(ctx, 1, () => throughputAndLatency(ctx, id === "relay-workerd" ? null : reference));
+        if (workloads.has(1) || workloads.has(2)) await runWorkload(ctx, "1/2", () => throughputAndLatency(ctx, id === "relay-workerd" ? null : reference));
         if (id === "relay-workerd" && ctx.maxSustained) reference = { rate: ctx.maxSustained, from: "relay-workerd max sustained" };
         if (workloads.has(3)) await runWorkload(ctx, 3, () => backlogDrain(ctx));
         if (handle.kind === "xmpp") {
