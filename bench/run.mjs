@@ -1359,10 +1359,8 @@ async function main() {
         if (handle.kind === "xmpp") {
           if (workloads.has(5) || workloads.has(6)) ctx.rows.push(row(target, "5/6", {}, { status: "skipped", note: "ejabberd is measured on workloads 1–4 only" }));
         } else {
-          // The storm first: it takes seconds, while the idle workload opens its sockets in stages for as long as
-          // the time left allows.
-          if (workloads.has(6)) await runWorkload(ctx, 6, () => reconnectStorm(ctx));
           if (workloads.has(5)) await runWorkload(ctx, 5, () => idleConnections(ctx));
+          if (workloads.has(6)) await runWorkload(ctx, 6, () => reconnectStorm(ctx));
         }
         // Group fan-out and the channel last: their groups would otherwise be watched by every later connect.
         ctx.reserveMs = 0;
