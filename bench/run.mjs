@@ -637,6 +637,8 @@ function lastMemberLatencies(parts, sent, expected, idPrefix) {
   /** Scheduled send → the last member that got it at all (when some never did, this still says how long the rest took). */
   const received = { message: newHistogram(), notice: newHistogram() };
   const n = { message: { complete: 0, deliveries: 0 }, notice: { complete: 0, deliveries: 0 } };
+  /** [scheduled, ms to the last member] of each message every member got, in send order: is the first the slowest? */
+  const byMessage = { message: [], notice: [] };
   let firstScheduled = Infinity;
   const lastArrival = { message: 0, notice: 0 };
   const ids = Object.keys(sent.seqs);
@@ -659,12 +661,14 @@ function lastMemberLatencies(parts, sent, expected, idPrefix) {
       if (count >= expected && expected > 0) {
         n[kind].complete++;
         recordMs(h[kind], last - scheduled);
+        byMessage[kind].push([scheduled, Math.round((last - scheduled) * 10) / 10]);
       }
     }
   }
   /** Deliveries (or notices) per second, from the first scheduled send to the last arrival. */
   const rate = (kind) => (lastArrival[kind] > firstScheduled ? Math.round(n[kind].deliveries / ((lastArrival[kind] - firstScheduled) / 1000)) : null);
-  return { h, received, n, ids: ids.length, rate };
+  const inOrder = (kind) => byMessage[kind].sort((a, b) => a[0] - b[0]).map(([, ms]) => ms);
+  return { h, received, n, ids: ids.length, rate, byMessage: { message: inOrder("message"), notice: inOrder("notice") } };
 }
 
 /**
@@ -751,6 +755,7 @@ async function groupFanout(ctx) {
             ...details,
             deliveries: L.n[measure].deliveries,
             expected: size * count,
+            to_last_member_by_message_ms: L.byMessage[measure],
             latency_note:
               measure === "notice"
                 ? "latency = scheduled send → the last member's group_notice covering the message (Relay, fan-out on read)"
