@@ -115,6 +115,8 @@ const PROFILES = {
     // still be open, and 4,000 more sockets (~4.3 fds each) would pass the 20,000 open files of one local workerd.
     // Through wrangler dev's proxy the storm runs at ~100 connects/s: 1,000 of them take 10 s.
     storm: { peers: 5_000, relay: 3_000, relayProxied: 1_000, concurrency: 256 },
+    /** Kept back from the idle workload's stages for the storm after it: 3–10 s of connects, besides the margin. */
+    stormNeedsMs: 12_000,
     installEjabberd: true,
     marginMs: 12_000,
   },
@@ -938,7 +940,7 @@ async function idleConnections(ctx) {
   const want = ctx.kind === "relay" ? Math.min(relayCount(ctx, I), ctx.poolSize ?? 0) : I.peers;
   if (want === 0) return;
   // The storm comes next and takes seconds: its time is kept back from the idle stages.
-  const stormMs = workloads.has(6) ? STORM_NEEDS_MS : 0;
+  const stormMs = workloads.has(6) ? (profile.stormNeedsMs ?? 0) : 0;
   if (timeLeft(ctx) < I.holdMs + 3_000 + profile.marginMs + stormMs) {
     ctx.rows.push(row(ctx.target, 5, { sockets: want }, { status: "skipped", note: "time budget" }));
     return;
@@ -1037,9 +1039,6 @@ async function idleConnections(ctx) {
       `${r.bytes_per_conn} B and ${r.fds_per_conn} fds per connection; CPU while idle ${m?.cpu ?? "—"}%; pong p99 ${pong.p99} ms`,
   );
 }
-
-/** What the reconnect storm needs besides the margin: 3–10 s of connects (Relay through wrangler dev's proxy: 1,000 at ~100/s). */
-const STORM_NEEDS_MS = 12_000;
 
 async function reconnectStorm(ctx) {
   const S = profile.storm;
