@@ -81,8 +81,8 @@ const PROFILES = {
   full: {
     budgetMs: 880_000,
     targets: ALL_TARGETS,
-    // Each target's share of the time left when it starts. Every step of every target took ~820 s in the runs of
-    // 2026-11-29 03:17–03:40 UTC: Relay (workerd) ~240 s, a third of it registering its 4,000 users through the API
+    // Each target's share of the time left when it starts, from the steps' times in the runs of 2026-11-29
+    // 03:17–03:40 UTC (with the steps then, ~820 s in all): Relay (workerd) ~240 s, a third of it registering its 4,000 users through the API
     // (~50/s; with the channel, workload 8, its 10,001 users: registrationShare); wrangler dev ~125 s; ws ~90 s;
     // room DO ~150 s; ejabberd 125–160 s. What a target leaves unused goes to the ones after it, so the first
     // targets get more than they need rather than less.
