@@ -82,10 +82,10 @@ const PROFILES = {
     budgetMs: 880_000,
     targets: ALL_TARGETS,
     // Each target's share of the time left when it starts, from the steps' times in the runs of 2026-11-29
-    // 03:17–03:40 UTC (with the steps then, ~820 s in all): Relay (workerd) ~240 s, a third of it registering its 4,000 users through the API
-    // (~50/s; with the channel, workload 8, its 10,001 users: registrationShare); wrangler dev ~125 s; ws ~90 s;
-    // room DO ~150 s; ejabberd 125–160 s. What a target leaves unused goes to the ones after it, so the first
-    // targets get more than they need rather than less.
+    // 03:17–03:40 UTC (with the steps then, ~820 s in all): Relay (workerd) ~240 s, a third of it registering its
+    // 4,000 users through the API (~50/s; with the channel, workload 8, its 10,001 users: registrationShare);
+    // wrangler dev ~125 s; ws ~90 s; room DO ~150 s; ejabberd 125–160 s. What a target leaves unused goes to the
+    // ones after it, so the first targets get more than they need rather than less.
     weights: { "relay-workerd": 11, "relay-wrangler-dev": 5.5, "ws-memory": 3.5, "ws-sqlite": 3.5, "room-do": 5, ejabberd: 5 },
     registrationShare: 0.6,
     /**
