@@ -420,8 +420,11 @@ function describeStep(r) {
   );
 }
 
+/** The profile's setting for this target: `proxied` for Relay behind wrangler dev's proxy when the profile has one. */
+const forTarget = (ctx, usual, proxied) => (ctx.target.id === "relay-wrangler-dev" ? (proxied ?? usual) : usual);
+
 /** How many Relay users a workload takes: fewer through wrangler dev's proxy when the profile says so. */
-const relayCount = (ctx, spec) => (ctx.target.id === "relay-wrangler-dev" ? (spec.relayProxied ?? spec.relay) : spec.relay);
+const relayCount = (ctx, spec) => forTarget(ctx, spec.relay, spec.relayProxied);
 
 /** Time left for the current workload (workloads 1–6 leave `ctx.reserveMs` for the group workloads). */
 const timeLeft = (ctx) => ctx.deadline - Date.now() - (ctx.reserveMs ?? 0);
@@ -516,7 +519,7 @@ async function throughputAndLatency(ctx, reference) {
 
 async function backlogDrain(ctx) {
   let queueRate = null;
-  const counts = ctx.target.id === "relay-wrangler-dev" ? (profile.backlogProxied ?? profile.backlog) : profile.backlog;
+  const counts = forTarget(ctx, profile.backlog, profile.backlogProxied);
   for (const [k, count] of counts.entries()) {
     // Queueing is most of it: 100,000 queued in 29–34 s and drained in 1.5–1.9 s (Relay (workerd), 10,000 queued at ~3,400/s).
     const estimate = (count / (queueRate ?? 2_000)) * 1000 * 1.25 + profile.marginMs;
