@@ -1,6 +1,10 @@
 /**
  * A user's devices and their ordered inboxes in the UserDO's SQLite: one row per envelope per device,
  * a strictly increasing sequence per device, and deletion only on acknowledgement.
+ *
+ * Sequences are reserved in blocks: `devices.next_seq` is always past every sequence handed out, and is written
+ * once per block rather than on every append or acknowledgement. After a restart a device's sequence resumes
+ * at the end of its block, so sequences can skip numbers but never go back.
  */
 import type { MessageRef, OutgoingMessage, ReceiptEnvelope } from "../src/protocol/frames";
 import type { RegisteredDevice } from "./device-check";
@@ -8,7 +12,12 @@ import type { RegisteredDevice } from "./device-check";
 export interface DeviceRecord extends RegisteredDevice {
   family: string;
   nextSeq: number;
+  /** The stored `next_seq`: sequences below it may have been handed out. */
+  reservedSeq: number;
 }
+
+/** Sequences reserved by one write of `devices.next_seq`. */
+const SEQ_BLOCK = 1024;
 
 /** A stored envelope, ready to frame: `json` is the envelope object with its seq. */
 export interface StoredEnvelope {
@@ -48,13 +57,13 @@ export class Inbox {
   readonly devices = new Map<number, DeviceRecord>();
 
   constructor(private readonly sql: SqlStorage) {
-    // next_seq is persisted when envelopes are deleted; stored envelopes carry the rest.
+    // Objects created before sequences were reserved kept next_seq with a trigger; their envelopes carry the rest.
     for (const row of sql.exec<{ device_id: number; registration_id: number; family: string; next_seq: number }>(
       `SELECT device_id, registration_id, family,
               MAX(next_seq, COALESCE((SELECT MAX(seq) + 1 FROM inbox WHERE inbox.device_id = devices.device_id), 0)) AS next_seq
        FROM devices`,
     )) {
-      this.devices.set(row.device_id, { registrationId: row.registration_id, family: row.family, nextSeq: row.next_seq });
+      this.devices.set(row.device_id, { registrationId: row.registration_id, family: row.family, nextSeq: row.next_seq, reservedSeq: row.next_seq });
     }
   }
 
@@ -70,7 +79,7 @@ export class Inbox {
       family,
       nextSeq,
     );
-    this.devices.set(deviceId, { registrationId, family, nextSeq });
+    this.devices.set(deviceId, { registrationId, family, nextSeq, reservedSeq: nextSeq });
   }
 
   removeDevice(deviceId: number): void {
@@ -177,6 +186,10 @@ export class Inbox {
     const device = this.devices.get(deviceId);
     if (!device) throw new Error(`no device ${deviceId}`);
     const seq = device.nextSeq++;
+    if (device.nextSeq > device.reservedSeq) {
+      device.reservedSeq = seq + SEQ_BLOCK;
+      this.sql.exec("UPDATE devices SET next_seq = ? WHERE device_id = ?", device.reservedSeq, deviceId);
+    }
     this.sql.exec(
       "INSERT INTO inbox (device_id, seq, sender, sender_device, client_id, shared, envelope) VALUES (?, ?, ?, ?, ?, ?, ?)",
       deviceId,

@@ -1,10 +1,16 @@
 /**
  * Receipts this user owes to other users: written in the same transaction as the acknowledgement that
- * caused them, handed to the senders' UserDOs at once (batched per target), and retried by the object's
- * alarm when a hand-over fails or the object dies first. Receipts are delivered at least once: a row
+ * caused them, then handed to the senders' UserDOs, and retried by the object's alarm when a hand-over fails
+ * or the object dies first. Receipts are delivered at least once (the receiving UserDO drops repeats): a row
  * handed over is deleted with the next write or by the alarm, so a crash in between repeats it.
+ *
+ * Riding: while a sender's object keeps calling this one (a fast conversation), the receipts owed to it wait
+ * for its next call and travel back in that call's answer, instead of costing a call of their own. The sender
+ * confirms it stored them with the call after, and only then are they deleted. What no call picks up within
+ * `RECEIPT_RIDE_WAIT_MS`, and what was carried but not confirmed by then, the alarm hands over by itself.
  */
 import type { ReceiptDelivery } from "./inbox";
+import { SharedAlarm } from "./shared-alarm";
 
 interface Owed {
   id: number;
@@ -12,70 +18,149 @@ interface Owed {
   receipt: ReceiptDelivery;
 }
 
+/** Receipts held back for one target: waiting for its next call, or carried in an answer and not yet confirmed. */
+interface Held {
+  owed: Owed[];
+  since: number;
+}
+
 const BATCH = 500;
 /** A failed hand-over is retried after this long. */
 export const RECEIPT_RETRY_MS = 2_000;
 /** The safety net for a crash between an acknowledgement and its hand-over (one wake-up per busy period). */
 export const RECEIPT_SAFETY_NET_MS = 30_000;
+/**
+ * A target whose calls come at most this far apart is in a fast conversation: its receipts wait this long, at
+ * most, for its next call. It is also the longest a delivered tick is held back, at the end of such a burst.
+ */
+export const RECEIPT_RIDE_WAIT_MS = 250;
+/** Up to this many rows are deleted by a statement with one parameter each (cheaper than parsing a JSON list). */
+const FEW = 8;
+const DELETE_FEW = Array.from({ length: FEW + 1 }, (_, n) => `DELETE FROM receipt_outbox WHERE id IN (${Array(n).fill("?").join(", ")})`);
+/** Targets whose call times are remembered (the people currently sending to this user). */
+const PACE_MEMORY = 256;
 
 export class ReceiptOutbox {
-  /** Rows written while awake, in id order; a copy of what is in SQLite. */
+  /** Rows to hand over now, in id order; a copy of what is in SQLite. */
   private memory: Owed[] = [];
   /** SQLite may hold rows that are not in memory (after a wake-up or a failed hand-over). */
   private unloaded = true;
-  private alarmSet = false;
   private flushing: Promise<void> | null = null;
   /** Handed over but still in SQLite: deleted with the next write (saving a transaction per hand-over). */
   private handedOver: number[] = [];
+  /** Waiting for the target's next call. */
+  private readonly waiting = new Map<string, Held>();
+  /** Carried in the answer to the target's last call, until its next call confirms them. */
+  private readonly riding = new Map<string, Held>();
+  /** Ids in `waiting` or `riding`, which a reload from SQLite must skip. */
+  private readonly held = new Set<number>();
+  /** When each target last called, and whether the call before came within the wait. */
+  private readonly pace = new Map<string, { last: number; fast: boolean }>();
+  private readonly alarm: SharedAlarm;
 
   constructor(
     private readonly sql: SqlStorage,
-    private readonly storage: DurableObjectStorage,
+    storage: DurableObjectStorage,
     private readonly handOver: (target: string, receipts: ReceiptDelivery[]) => Promise<unknown>,
     private readonly onRetry: (error: unknown) => void,
-  ) {}
+  ) {
+    this.alarm = new SharedAlarm(storage);
+  }
 
   /** Deletes rows already handed over; call it from events that write anyway. */
   settle(): void {
-    if (this.handedOver.length === 0) return;
-    const ids = this.handedOver.sort((a, b) => a - b);
-    const oldestLeft = this.memory[0]?.id ?? Infinity;
-    if (this.unloaded || ids[ids.length - 1]! > oldestLeft) {
-      this.sql.exec("DELETE FROM receipt_outbox WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(ids));
-    } else {
-      this.sql.exec("DELETE FROM receipt_outbox WHERE id <= ?", ids[ids.length - 1]!); // everything older is handed over
-    }
+    const ids = this.handedOver;
+    if (ids.length === 0) return;
+    if (ids.length <= FEW) this.sql.exec(DELETE_FEW[ids.length]!, ...ids);
+    else this.sql.exec("DELETE FROM receipt_outbox WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(ids));
     this.handedOver = [];
   }
 
-  /** Records receipts durably (with the caller's transaction) and starts handing them over. */
-  add(owed: { target: string; receipt: ReceiptDelivery }[]): void {
+  /**
+   * Records receipts durably (with the caller's transaction). Those for a target in a fast conversation wait
+   * for its next call; the others are handed over at once. `ridable`: targets that can carry receipts back.
+   */
+  add(owed: { target: string; receipt: ReceiptDelivery }[], ridable: (target: string) => boolean): void {
     this.settle();
+    const now = Date.now();
+    let handNow = false;
     for (const { target, receipt } of owed) {
       const { id } = this.sql
         .exec<{ id: number }>("INSERT INTO receipt_outbox (target, receipt) VALUES (?, ?) RETURNING id", target, JSON.stringify(receipt))
         .one();
-      this.memory.push({ id, target, receipt });
+      const entry = { id, target, receipt };
+      if (ridable(target) && this.inFastConversation(target, now)) {
+        hold(this.waiting, target, entry, now);
+        this.held.add(id);
+        this.alarm.requestBy(now + RECEIPT_RIDE_WAIT_MS);
+      } else {
+        this.memory.push(entry);
+        handNow = true;
+      }
     }
-    if (!this.alarmSet) {
-      void this.storage.setAlarm(Date.now() + RECEIPT_SAFETY_NET_MS);
-      this.alarmSet = true;
-    }
-    void this.flush();
+    this.alarm.requestBy(now + RECEIPT_SAFETY_NET_MS);
+    if (handNow) void this.flush();
   }
 
-  /** The alarm fired: hand over whatever is left, and keep retrying while something is. */
+  /**
+   * `target` is calling: the receipts to carry back in the answer. `confirmed`: the target stored the ones
+   * carried in the answer to its previous call (else they go again; the target drops repeats).
+   */
+  ride(target: string, confirmed: boolean): ReceiptDelivery[] | undefined {
+    const now = Date.now();
+    this.notePace(target, now);
+    const previous = this.riding.get(target);
+    this.riding.delete(target);
+    const carried: Owed[] = [];
+    if (previous && confirmed) for (const o of previous.owed) this.release(o.id, true);
+    else if (previous) carried.push(...previous.owed);
+    const waiting = this.waiting.get(target);
+    this.waiting.delete(target);
+    if (waiting) carried.push(...waiting.owed);
+    if (carried.length === 0) return undefined;
+    this.riding.set(target, { owed: carried, since: now });
+    this.alarm.requestBy(now + RECEIPT_RIDE_WAIT_MS);
+    return carried.map((o) => o.receipt);
+  }
+
+  /** The alarm fired: hand over whatever is due, and keep retrying while something is. */
   async retry(): Promise<void> {
-    this.alarmSet = false;
+    this.alarm.fired();
     await this.flushing;
     this.settle();
-    this.unloaded = true;
+    const now = Date.now();
+    for (const heldBack of [this.waiting, this.riding]) {
+      for (const [target, { owed, since }] of heldBack) {
+        if (since + RECEIPT_RIDE_WAIT_MS > now) continue;
+        heldBack.delete(target);
+        for (const o of owed) this.release(o.id, false);
+        this.memory.push(...owed);
+      }
+    }
+    this.memory.sort((a, b) => a.id - b.id);
     await this.flush();
     this.settle();
-    if ((this.unloaded || this.memory.length > 0) && !this.alarmSet) {
-      await this.storage.setAlarm(Date.now() + RECEIPT_RETRY_MS);
-      this.alarmSet = true;
+    if (this.unloaded || this.memory.length > 0) this.alarm.requestBy(Date.now() + RECEIPT_RETRY_MS);
+    for (const heldBack of [this.waiting, this.riding]) {
+      for (const { since } of heldBack.values()) this.alarm.requestBy(since + RECEIPT_RIDE_WAIT_MS);
     }
+  }
+
+  private inFastConversation(target: string, now: number): boolean {
+    const pace = this.pace.get(target);
+    return pace !== undefined && pace.fast && now - pace.last <= RECEIPT_RIDE_WAIT_MS;
+  }
+
+  private notePace(target: string, now: number): void {
+    const pace = this.pace.get(target);
+    this.pace.delete(target); // re-inserted last: the map's order is least recently calling first
+    if (this.pace.size >= PACE_MEMORY) this.pace.delete(this.pace.keys().next().value!);
+    this.pace.set(target, { last: now, fast: pace !== undefined && now - pace.last <= RECEIPT_RIDE_WAIT_MS });
+  }
+
+  private release(id: number, handedOver: boolean): void {
+    this.held.delete(id);
+    if (handedOver) this.handedOver.push(id);
   }
 
   private flush(): Promise<void> {
@@ -99,8 +184,7 @@ export class ReceiptOutbox {
         this.unloaded = true; // the alarm reads them back from SQLite
         this.memory = [];
         this.onRetry(error);
-        void this.storage.setAlarm(Date.now() + RECEIPT_RETRY_MS);
-        this.alarmSet = true;
+        this.alarm.requestBy(Date.now() + RECEIPT_RETRY_MS);
         return;
       }
       for (const owed of batch) this.handedOver.push(owed.id);
@@ -109,10 +193,11 @@ export class ReceiptOutbox {
 
   private load(): Owed[] {
     this.settle();
-    const rows = this.sql
+    const stored = this.sql
       .exec<{ id: number; target: string; receipt: string }>("SELECT id, target, receipt FROM receipt_outbox ORDER BY id LIMIT ?", BATCH)
       .toArray();
-    if (rows.length < BATCH) {
+    const rows = stored.filter((r) => !this.held.has(r.id));
+    if (stored.length < BATCH) {
       this.unloaded = false;
       this.memory = [];
     } else {
@@ -121,4 +206,10 @@ export class ReceiptOutbox {
     }
     return rows.map((r) => ({ id: r.id, target: r.target, receipt: JSON.parse(r.receipt) as ReceiptDelivery }));
   }
+}
+
+function hold(heldBack: Map<string, Held>, target: string, owed: Owed, now: number): void {
+  const entry = heldBack.get(target);
+  if (entry) entry.owed.push(owed);
+  else heldBack.set(target, { owed: [owed], since: now });
 }

@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS devices (
   device_id       INTEGER PRIMARY KEY,
   registration_id INTEGER NOT NULL,
   family          TEXT NOT NULL,   -- tokens must carry it; replaced on revocation
-  next_seq        INTEGER NOT NULL -- kept by the trigger below; the live value is max(this, MAX(inbox.seq) + 1)
+  next_seq        INTEGER NOT NULL -- past every sequence handed out (reserved in blocks; see inbox.ts)
 );
 -- One row per envelope per device. envelope: the JSON object without its seq.
 -- sender/sender_device/client_id are set for messages from other users (delivered receipts), else NULL.
@@ -23,11 +23,8 @@ CREATE TABLE IF NOT EXISTS inbox (
   envelope      TEXT NOT NULL,
   PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
--- Deleting an envelope keeps its device's sequence past it, so sequences never go back.
-CREATE TRIGGER IF NOT EXISTS inbox_keeps_sequence AFTER DELETE ON inbox
-BEGIN
-  UPDATE devices SET next_seq = OLD.seq + 1 WHERE device_id = OLD.device_id AND next_seq <= OLD.seq;
-END;
+-- Sequences are reserved in blocks now; objects created before keep no per-delete trigger.
+DROP TRIGGER IF EXISTS inbox_keeps_sequence;
 -- What this user has accepted, keyed by the sender's (user, device, client id): retries are acknowledged, not stored.
 CREATE TABLE IF NOT EXISTS received (
   sender        TEXT NOT NULL,

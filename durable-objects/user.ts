@@ -47,6 +47,12 @@ export type DeliverResult =
   | { ok: false; code: "mismatched_devices"; mismatch: DeviceMismatch }
   | { ok: false; code: "not_found" };
 
+/** The answer to a `deliver` call: one result per send, and the receipts this user owes the caller, if any. */
+export interface DeliverAnswer {
+  results: DeliverResult[];
+  receipts?: ReceiptDelivery[];
+}
+
 /** Stubs of other users' objects kept per object (the people this user talks to). */
 const STUB_CACHE_SIZE = 256;
 
@@ -63,6 +69,10 @@ export class UserDO extends DurableObject<Env> {
   private readonly groups: UserGroups;
   private readonly users = new StubCache(this.env.USER, STUB_CACHE_SIZE);
   private readonly groupObjects = new StubCache(this.env.GROUP, STUB_CACHE_SIZE);
+  /** Users whose last `deliver` answer carried receipts that this object stored: the next call confirms them. */
+  private readonly ridingReceiptsStored = new Set<string>();
+  /** Per user, the ids of the receipts their last `deliver` answer carried: if they come again, they are repeats. */
+  private readonly riddenReceipts = new Map<string, Set<string>>();
   private userId: string | null;
   private readReceipts: boolean;
 
@@ -73,7 +83,7 @@ export class UserDO extends DurableObject<Env> {
     this.inbox = new Inbox(this.sql);
     this.prekeys = new PreKeyPool(this.sql);
     this.log = logger(env.LOG_LEVEL);
-    this.outgoing = new RecipientQueues((userId, items) => this.users.call(userId, (stub) => stub.deliver(items)));
+    this.outgoing = new RecipientQueues((userId, items) => this.deliverTo(userId, items));
     this.receipts = new ReceiptOutbox(
       this.sql,
       ctx.storage,
@@ -154,10 +164,17 @@ export class UserDO extends DurableObject<Env> {
 
   // ---- Between UserDOs ----
 
-  /** Stores sends addressed to this user, each exactly once; retries get the first timestamp back. */
-  async deliver(items: InboundMessage[]): Promise<DeliverResult[]> {
+  /**
+   * Stores sends addressed to this user, each exactly once; retries get the first timestamp back. All items come
+   * from one sender's object, whose owed receipts ride back in the answer; `receiptsStored`: it stored the ones
+   * the answer to its previous call carried.
+   */
+  async deliver(items: InboundMessage[], receiptsStored = false): Promise<DeliverAnswer> {
     const me = this.userId;
-    if (me === null || this.inbox.devices.size === 0) return items.map(() => ({ ok: false, code: "not_found" }));
+    const sender = items[0]?.from;
+    const receipts = sender !== undefined && sender !== me ? this.receipts.ride(sender, receiptsStored) : undefined;
+    const answer = (results: DeliverResult[]): DeliverAnswer => (receipts ? { results, receipts } : { results });
+    if (me === null || this.inbox.devices.size === 0) return answer(items.map(() => ({ ok: false, code: "not_found" })));
     const ts = Date.now();
     const fresh = new FreshEnvelopes();
     this.receipts.settle();
@@ -175,7 +192,7 @@ export class UserDO extends DurableObject<Env> {
       return { ok: true, ts };
     });
     fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
-    return results;
+    return answer(results);
   }
 
   /** The device mismatch a send would meet here, without storing anything. */
@@ -185,14 +202,16 @@ export class UserDO extends DurableObject<Env> {
   }
 
   /**
-   * Stores receipts for every device of this user (at least once: clients treat a repeated receipt as a no-op).
+   * Stores receipts for every device of this user (at least once: clients treat a repeated receipt as a no-op;
+   * the repeats of receipts that rode a `deliver` answer are dropped here while this object lives).
    * Read receipts are dropped when this user turned them off.
    */
   async storeReceipts(receipts: ReceiptDelivery[]): Promise<{ dropped: boolean }[]> {
     const fresh = new FreshEnvelopes();
+    this.receipts.settle();
     const results = receipts.map((receipt) => {
       if (receipt.receipt === "read" && !this.readReceipts) return { dropped: true };
-      fresh.add(this.inbox.storeReceipt(receipt));
+      if (!this.riddenReceipts.get(receipt.from)?.has(receipt.id)) fresh.add(this.inbox.storeReceipt(receipt));
       return { dropped: false };
     });
     fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
@@ -356,7 +375,7 @@ export class UserDO extends DurableObject<Env> {
         this.fail(ws, "bad_request", "a send to your own devices carries them in messages, not sync", frame.id);
         return;
       }
-      this.answerSend(ws, frame.id, (await this.deliver([item]))[0]!);
+      this.answerSend(ws, frame.id, (await this.deliver([item])).results[0]!);
       return;
     }
     const syncMismatch = deviceMismatch(me, this.inbox.devices, frame.sync, state.device);
@@ -472,6 +491,20 @@ export class UserDO extends DurableObject<Env> {
     }
   }
 
+  /** Sends to another user's object; the receipts its answer carries back are stored here, and confirmed next time. */
+  private async deliverTo(userId: string, items: InboundMessage[]): Promise<DeliverResult[]> {
+    const confirm = this.ridingReceiptsStored.delete(userId);
+    const answer = await this.users.call(userId, (stub) => stub.deliver(items, confirm));
+    if (answer.receipts) {
+      await this.storeReceipts(answer.receipts); // a receipt carried again (this object did not confirm it) is a repeat
+      this.riddenReceipts.delete(userId); // re-inserted last: the oldest entry goes first
+      if (this.riddenReceipts.size >= STUB_CACHE_SIZE) this.riddenReceipts.delete(this.riddenReceipts.keys().next().value!);
+      this.riddenReceipts.set(userId, new Set(answer.receipts.map((r) => r.id)));
+      this.ridingReceiptsStored.add(userId);
+    }
+    return answer.results;
+  }
+
   /** Delivered receipts go to the sender's UserDO, or, for group messages, to the group (which counts them). */
   private async handOverReceipts(target: string, receipts: ReceiptDelivery[]): Promise<unknown> {
     if (!target.startsWith(GROUP_ORIGIN_PREFIX)) return this.users.call(target, (stub) => stub.storeReceipts(receipts));
@@ -519,6 +552,7 @@ export class UserDO extends DurableObject<Env> {
         target,
         receipt: { id: crypto.randomUUID(), receipt: "delivered", from: this.userId!, fromDevice: deviceId, refs, ts },
       })),
+      (target) => !target.startsWith(GROUP_ORIGIN_PREFIX), // a group's receipts go to its object, which never calls `deliver`
     );
   }
 

@@ -16,6 +16,14 @@ async function inboxRows(d: TestDevice) {
 }
 
 
+/** The message ids of the delivered receipts stored for a user's first device, in inbox order. */
+async function deliveredTo(d: TestDevice): Promise<string[]> {
+  return (await inboxRows(d))
+    .filter((r) => r.device_id === 1 && r.envelope.includes('"delivered"'))
+    .flatMap((r) => (JSON.parse(r.envelope) as ReceiptEnvelope).refs.map((ref) => ref.id));
+}
+
+
 describe("sending 1:1", () => {
   it("delivers to an online device at once, acknowledges the sender after storage, and returns a delivered tick", async () => {
     const alice = await registerUser();
@@ -241,7 +249,7 @@ describe("flow control", () => {
         id: `fc-${i}`,
         messages: addressTo([bob], `m${i}`),
       }));
-      const results = await obj.deliver(items);
+      const { results } = await obj.deliver(items);
       expect(results.every((r) => r.ok)).toBe(true);
     });
     const { socket: b } = await connect(bob);
@@ -261,6 +269,39 @@ describe("flow control", () => {
     expect(new Set(seen).size).toBe(total);
     expect(seen).toEqual([...seen].sort((x, y) => x - y));
     expect(await inboxRows(bob)).toEqual([]);
+  });
+});
+
+describe("sequences", () => {
+  it("never go back: after everything is acknowledged and the object restarts, the next envelope comes later", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const deliver = (ids: string[]) =>
+      runInDurableObject(stubOf(bob), async (obj) => {
+        const { results } = await obj.deliver(ids.map((id) => ({ from: alice.session.userId, fromDevice: 1, id, messages: addressTo([bob], id) })));
+        expect(results.every((r) => r.ok)).toBe(true);
+      });
+    // More than one block of reserved sequences (1,024), so the reservation moves on at least once.
+    const first = Array.from({ length: 1_100 }, (_, i) => `seq-${i}`);
+    await deliver(first);
+    const { socket: b } = await connect(bob);
+    const got = await b.receive(first.length);
+    const highest = got[got.length - 1]!.seq;
+    await b.request({ type: "send", id: "sync", to: "nobody", messages: [] }); // answered after the last ack
+    b.close();
+    await b.closed;
+    expect(await inboxRows(bob)).toEqual([]);
+
+    await abortAllDurableObjects();
+    await deliver(["after-restart"]);
+    const { socket: b2, first: ready } = await connect(bob);
+    expect(ready).toMatchObject({ pending: 1 });
+    const [next] = (await b2.receive(1)) as MessageEnvelope[];
+    expect(next).toMatchObject({ id: "after-restart" });
+    expect(next!.seq).toBeGreaterThan(highest);
+    await deliver(["then-live"]);
+    const [live] = (await b2.receive(1)) as MessageEnvelope[];
+    expect(live).toMatchObject({ id: "then-live", seq: next!.seq + 1 });
   });
 });
 
@@ -311,6 +352,47 @@ describe("receipts", () => {
     const owed = await runInDurableObject(stubOf(bob), (_o, state) => state.storage.sql.exec<{ receipt: string }>("SELECT receipt FROM receipt_outbox").toArray());
     expect(owed.filter((r) => JSON.parse(r.receipt).fromDevice === 2)).toEqual([]);
     expect((await inboxRows(alice)).filter((r) => r.envelope.includes("delivered"))).toEqual([]);
+  });
+
+  it("carries the receipts of a fast conversation back in the answer to the sender's next send, each stored once", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const { socket: b } = await connect(bob);
+    /** Sends one message and lets bob's device acknowledge it (a later frame, here a refused one, is answered after the ack). */
+    const exchange = async (id: string) => {
+      await a.request({ type: "send", id, to: bob.session.userId, messages: addressTo([bob], id) });
+      await b.receive(1);
+      expect(await b.request({ type: "send", id: `after-${id}`, to: "nobody", messages: [] })).toMatchObject({ code: "bad_request" });
+    };
+    const owedByBob = async () =>
+      (await runInDurableObject(stubOf(bob), (_o, state) => state.storage.sql.exec<{ receipt: string }>("SELECT receipt FROM receipt_outbox").toArray())).flatMap(
+        (r) => (JSON.parse(r.receipt) as { refs: { id: string }[] }).refs.map((ref) => ref.id),
+      );
+
+    await exchange("fast-1"); // the conversation's first call: its receipt is handed over on its own
+    await a.next("deliver");
+    await exchange("fast-2"); // the next call came right after: this receipt waits for the one after
+    expect(await deliveredTo(alice)).toEqual(["fast-1"]);
+    expect(await owedByBob()).toEqual(["fast-2"]);
+
+    await exchange("fast-3"); // its answer carried fast-2's receipt; kept by bob until alice confirms it
+    expect(await deliveredTo(alice)).toEqual(["fast-1", "fast-2"]);
+    expect(await owedByBob()).toEqual(["fast-2", "fast-3"]);
+
+    await exchange("fast-4"); // confirms fast-2's, carries fast-3's
+    expect(await deliveredTo(alice)).toEqual(["fast-1", "fast-2", "fast-3"]);
+    expect(await owedByBob()).toEqual(["fast-3", "fast-4"]);
+
+    // Bob's object goes away with receipts carried but unconfirmed (fast-3) and waiting (fast-4): its alarm hands
+    // them over, and alice, who stored fast-3's already, drops its repeat.
+    await evictDurableObject(stubOf(bob));
+    await runDurableObjectAlarm(stubOf(bob));
+    expect(await deliveredTo(alice)).toEqual(["fast-1", "fast-2", "fast-3", "fast-4"]);
+    expect(await owedByBob()).toEqual([]);
+    const ticks = (await connect(alice)).socket;
+    const refs = ((await ticks.receive(4)) as ReceiptEnvelope[]).flatMap((r) => r.refs.map((ref) => ref.id));
+    expect(refs).toEqual(["fast-1", "fast-2", "fast-3", "fast-4"]);
   });
 
   it("hands over a receipt left in the outbox by a crash when the retry alarm fires", async () => {
