@@ -35,6 +35,7 @@ import { GroupLog } from "./group-log";
 import { GroupReceipts, LiveCounts, type ReceiptKind } from "./group-receipts";
 import { GROUP_SCHEMA } from "./group-schema";
 import { SharedAlarm } from "./shared-alarm";
+import { ensureSchema } from "./schema";
 import { StubCache } from "./stub-cache";
 
 export interface Caller {
@@ -95,7 +96,7 @@ export class GroupDO extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(GROUP_SCHEMA);
+    ensureSchema(this.sql, GROUP_SCHEMA);
     this.log = new GroupLog(this.sql);
     this.receipts = new GroupReceipts(this.sql, this.log);
     this.logger = logger(env.LOG_LEVEL);

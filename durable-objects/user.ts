@@ -29,6 +29,7 @@ import { GROUP_ORIGIN_PREFIX, groupOrigin, Inbox, type ReceiptDelivery, type Sto
 import { PreKeyPool, type ClaimedPreKeys } from "./prekeys";
 import { ReceiptOutbox } from "./receipt-outbox";
 import { RecipientQueues } from "./recipient-queues";
+import { ensureSchema } from "./schema";
 import { StubCache } from "./stub-cache";
 import { deviceTag, saveSocketState, socketState, type SocketState } from "./socket-state";
 import { UserGroups, type GroupRef } from "./user-groups";
@@ -79,7 +80,7 @@ export class UserDO extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(USER_SCHEMA);
+    ensureSchema(this.sql, USER_SCHEMA);
     this.inbox = new Inbox(this.sql);
     this.prekeys = new PreKeyPool(this.sql);
     this.log = logger(env.LOG_LEVEL);
