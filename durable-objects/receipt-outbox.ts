@@ -1,8 +1,8 @@
 /**
  * Receipts this user owes to other users: written in the same transaction as the acknowledgement that
  * caused them, then handed to the senders' UserDOs, and retried by the object's alarm when a hand-over fails
- * or the object dies first. Receipts are delivered at least once (the receiving UserDO drops repeats): a row
- * handed over is deleted with the next write or by the alarm, so a crash in between repeats it.
+ * or the object dies first. Receipts are delivered at least once (the receiving UserDO drops the repeats it can
+ * recognize): a row handed over is deleted with the next write or by the alarm, so a crash in between repeats it.
  *
  * Riding: while a sender's object keeps calling this one (a fast conversation), the receipts owed to it wait
  * for its next call and travel back in that call's answer, instead of costing a call of their own. The sender
