@@ -52,8 +52,6 @@ export class ReceiptOutbox {
   private readonly waiting = new Map<string, Held>();
   /** Carried in the answer to the target's last call, until its next call confirms them. */
   private readonly riding = new Map<string, Held>();
-  /** Ids in `waiting` or `riding`, which a reload from SQLite must skip. */
-  private readonly held = new Set<number>();
   /** When each target last called, and whether the call before came within the wait. */
   private readonly pace = new Map<string, { last: number; fast: boolean }>();
   private readonly alarm: SharedAlarm;
@@ -91,7 +89,6 @@ export class ReceiptOutbox {
       const entry = { id, target, receipt };
       if (ridable(target) && this.inFastConversation(target, now)) {
         hold(this.waiting, target, entry, now);
-        this.held.add(id);
         this.alarm.requestBy(now + RECEIPT_RIDE_WAIT_MS);
       } else {
         this.memory.push(entry);
@@ -112,7 +109,7 @@ export class ReceiptOutbox {
     const previous = this.riding.get(target);
     this.riding.delete(target);
     const carried: Owed[] = [];
-    if (previous && confirmed) for (const o of previous.owed) this.release(o.id, true);
+    if (previous && confirmed) for (const o of previous.owed) this.handedOver.push(o.id);
     else if (previous) carried.push(...previous.owed);
     const waiting = this.waiting.get(target);
     this.waiting.delete(target);
@@ -133,7 +130,6 @@ export class ReceiptOutbox {
       for (const [target, { owed, since }] of heldBack) {
         if (since + RECEIPT_RIDE_WAIT_MS > now) continue;
         heldBack.delete(target);
-        for (const o of owed) this.release(o.id, false);
         this.memory.push(...owed);
       }
     }
@@ -156,11 +152,6 @@ export class ReceiptOutbox {
     this.pace.delete(target); // re-inserted last: the map's order is least recently calling first
     if (this.pace.size >= PACE_MEMORY) this.pace.delete(this.pace.keys().next().value!);
     this.pace.set(target, { last: now, fast: pace !== undefined && now - pace.last <= RECEIPT_RIDE_WAIT_MS });
-  }
-
-  private release(id: number, handedOver: boolean): void {
-    this.held.delete(id);
-    if (handedOver) this.handedOver.push(id);
   }
 
   private flush(): Promise<void> {
@@ -196,7 +187,9 @@ export class ReceiptOutbox {
     const stored = this.sql
       .exec<{ id: number; target: string; receipt: string }>("SELECT id, target, receipt FROM receipt_outbox ORDER BY id LIMIT ?", BATCH)
       .toArray();
-    const rows = stored.filter((r) => !this.held.has(r.id));
+    // Rows held for a target's next call stay held.
+    const held = new Set([...this.waiting.values(), ...this.riding.values()].flatMap((h) => h.owed.map((o) => o.id)));
+    const rows = stored.filter((r) => !held.has(r.id));
     if (stored.length < BATCH) {
       this.unloaded = false;
       this.memory = [];
