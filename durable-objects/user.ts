@@ -70,10 +70,11 @@ export class UserDO extends DurableObject<Env> {
   private readonly groups: UserGroups;
   private readonly users = new StubCache(this.env.USER, STUB_CACHE_SIZE);
   private readonly groupObjects = new StubCache(this.env.GROUP, STUB_CACHE_SIZE);
-  /** Users whose last `deliver` answer carried receipts that this object stored: the next call confirms them. */
-  private readonly ridingReceiptsStored = new Set<string>();
-  /** Per user, the ids of the receipts their last `deliver` answer carried: if they come again, they are repeats. */
-  private readonly riddenReceipts = new Map<string, Set<string>>();
+  /**
+   * Per user, the receipts their last `deliver` answer carried, stored here (if they come again, they are repeats),
+   * and whether the next call still has to confirm them.
+   */
+  private readonly riddenReceipts = new Map<string, { ids: Set<string>; unconfirmed: boolean }>();
   private userId: string | null;
   private readReceipts: boolean;
 
@@ -212,7 +213,7 @@ export class UserDO extends DurableObject<Env> {
     this.receipts.settle();
     const results = receipts.map((receipt) => {
       if (receipt.receipt === "read" && !this.readReceipts) return { dropped: true };
-      if (!this.riddenReceipts.get(receipt.from)?.has(receipt.id)) fresh.add(this.inbox.storeReceipt(receipt));
+      if (!this.riddenReceipts.get(receipt.from)?.ids.has(receipt.id)) fresh.add(this.inbox.storeReceipt(receipt));
       return { dropped: false };
     });
     fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
@@ -494,14 +495,15 @@ export class UserDO extends DurableObject<Env> {
 
   /** Sends to another user's object; the receipts its answer carries back are stored here, and confirmed next time. */
   private async deliverTo(userId: string, items: InboundMessage[]): Promise<DeliverResult[]> {
-    const confirm = this.ridingReceiptsStored.delete(userId);
+    const last = this.riddenReceipts.get(userId);
+    const confirm = last?.unconfirmed ?? false;
+    if (last) last.unconfirmed = false; // confirmed by this call, or (if it fails) carried again
     const answer = await this.users.call(userId, (stub) => stub.deliver(items, confirm));
     if (answer.receipts) {
       await this.storeReceipts(answer.receipts); // a receipt carried again (this object did not confirm it) is a repeat
       this.riddenReceipts.delete(userId); // re-inserted last: the oldest entry goes first
       if (this.riddenReceipts.size >= STUB_CACHE_SIZE) this.riddenReceipts.delete(this.riddenReceipts.keys().next().value!);
-      this.riddenReceipts.set(userId, new Set(answer.receipts.map((r) => r.id)));
-      this.ridingReceiptsStored.add(userId);
+      this.riddenReceipts.set(userId, { ids: new Set(answer.receipts.map((r) => r.id)), unconfirmed: true });
     }
     return answer.results;
   }
