@@ -26,13 +26,13 @@ import { findMessage, listMessages, outgoingMessage, storeMessageOps, type Histo
 import { newMessageId } from "./messages/ids";
 import { Outbox, outboxKey, outboxOrder } from "./messages/outbox";
 import { OrderClock } from "./util/order-clock";
-import { receiveEnvelope, releaseQuarantine } from "./messages/receiver";
+import { applyReceipt, receiveEnvelope, releaseQuarantine } from "./messages/receiver";
 import type { MessageRecord, OutboxSend } from "./messages/types";
 import type { RelayEvents } from "./relay-events";
 import type { LocalIdentity } from "./sessions/staged-store";
 import { META } from "./store/keys";
 import { put, type AccountRecord, type LocalIdentityRecord, type RelayStore } from "./store/types";
-import { Acknowledger } from "./transport/acks";
+import { Acknowledger, LiveReceiptAcknowledger } from "./transport/acks";
 import { Connection, type ConnectionState, type WebSocketConstructor } from "./transport/connection";
 import { SerialQueue } from "./util/serial";
 import { LIMITS } from "../src/protocol/limits";
@@ -140,6 +140,7 @@ export class Relay extends RelayGroups {
   private state: ConnectionState = "connecting";
   private keyTimer: ReturnType<typeof setInterval> | undefined;
   private readonly acks: Acknowledger;
+  private readonly liveReceiptAcks: LiveReceiptAcknowledger;
   private lastKeyCheck = 0;
   private closed = false;
   private signedOut = false;
@@ -175,6 +176,7 @@ export class Relay extends RelayGroups {
       refreshToken: (rejected) => this.tokens.refresh(rejected),
       onReady: () => this.onReady(),
       onDeliver: (frame) => this.onDeliver(frame),
+      onReceipts: (frame) => this.onReceipts(frame),
       onOther: (frame) => this.onOther(frame),
       onState: (state, detail) => {
         this.state = state;
@@ -189,6 +191,7 @@ export class Relay extends RelayGroups {
       registrationId: local.registrationId,
     };
     this.acks = new Acknowledger(connection, tuning.receiptAckDelayMs, tuning.receiptAckMaxPending);
+    this.liveReceiptAcks = new LiveReceiptAcknowledger(connection, tuning.receiptAckDelayMs, LIMITS.maxReceiptAckBatches);
     this.core = {
       store,
       local: localIdentity,
@@ -506,6 +509,7 @@ export class Relay extends RelayGroups {
     this.closed = true;
     clearInterval(this.keyTimer);
     this.acks.flush();
+    this.liveReceiptAcks.flush();
     this.core.connection.stop();
     await Promise.all([this.outbox.idle(), this.groupClient.idle()]);
     await this.core.lane.run(async () => undefined);
@@ -553,6 +557,20 @@ export class Relay extends RelayGroups {
           this.events.emit("error", error);
           connection.drop("could not store delivered envelopes");
         },
+      );
+  }
+
+  private onReceipts(frame: Extract<ServerFrame, { type: "receipts" }>): void {
+    void this.core.lane
+      .run(async () => {
+        for (const receipt of frame.receipts) await applyReceipt(this.core, receipt);
+      })
+      .then(
+        () => {
+          if (!this.closed) this.liveReceiptAcks.stored(frame.batch);
+        },
+        // Not stored, so not acknowledged: the server stores them for this device and delivers them again.
+        (error: unknown) => this.events.emit("error", error),
       );
   }
 

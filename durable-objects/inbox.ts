@@ -55,6 +55,7 @@ const withSeq = (seq: number, envelope: string) => `{"seq":${seq},${envelope.sli
 
 export class Inbox {
   readonly devices = new Map<number, DeviceRecord>();
+  private readonly origins = new RecentOrigins();
 
   constructor(private readonly sql: SqlStorage) {
     // Objects created before sequences were reserved kept next_seq with a trigger; their envelopes carry the rest.
@@ -64,6 +65,7 @@ export class Inbox {
        FROM devices`,
     )) {
       this.devices.set(row.device_id, { registrationId: row.registration_id, family: row.family, nextSeq: row.next_seq, reservedSeq: row.next_seq });
+      this.origins.reset(row.device_id, row.next_seq);
     }
   }
 
@@ -80,12 +82,14 @@ export class Inbox {
       nextSeq,
     );
     this.devices.set(deviceId, { registrationId, family, nextSeq, reservedSeq: nextSeq });
+    this.origins.reset(deviceId, nextSeq);
   }
 
   removeDevice(deviceId: number): void {
     this.sql.exec("DELETE FROM inbox WHERE device_id = ?", deviceId);
     this.sql.exec("DELETE FROM devices WHERE device_id = ?", deviceId);
     this.devices.delete(deviceId);
+    this.origins.forget(deviceId);
   }
 
   setFamily(deviceId: number, family: string): void {
@@ -167,8 +171,8 @@ export class Inbox {
     return stored;
   }
 
-  /** Appends a receipt for every device of this user; returns what was stored, per device. */
-  storeReceipt(receipt: ReceiptDelivery): Map<number, StoredEnvelope> {
+  /** Appends a receipt for each of `devices` (every device of this user by default); returns what was stored, per device. */
+  storeReceipt(receipt: ReceiptDelivery, devices: Iterable<number> = this.devices.keys()): Map<number, StoredEnvelope> {
     const envelope = JSON.stringify({
       kind: "receipt",
       receipt: receipt.receipt,
@@ -178,7 +182,7 @@ export class Inbox {
       ts: receipt.ts,
     });
     const stored = new Map<number, StoredEnvelope>();
-    for (const deviceId of this.devices.keys()) stored.set(deviceId, this.append(deviceId, envelope, NO_ORIGIN));
+    for (const deviceId of devices) stored.set(deviceId, this.append(deviceId, envelope, NO_ORIGIN));
     return stored;
   }
 
@@ -197,6 +201,7 @@ export class Inbox {
       ...origin,
       envelope,
     );
+    this.origins.appended(deviceId, seq, origin[0]);
     return { seq, json: withSeq(seq, envelope) };
   }
 
@@ -236,11 +241,20 @@ export class Inbox {
   }
 
   /**
+   * The senders owed a delivered receipt by the device's envelopes in (`after`, `upTo`], from memory (no SQL: the
+   * first statement of an event is its most expensive); undefined when this object does not know them all.
+   */
+  sendersBetween(deviceId: number, after: number, upTo: number): string[] | undefined {
+    return this.origins.sendersBetween(deviceId, after, upTo);
+  }
+
+  /**
    * Deletes the device's envelopes up to `upTo` and returns the acked messages whose sender is owed a
    * delivered receipt (the first acknowledgement of a message by any of this user's devices).
    */
   acknowledge(deviceId: number, upTo: number): AckedMessage[] {
     const owed: AckedMessage[] = [];
+    this.origins.acknowledged(deviceId, upTo);
     for (const row of this.sql.exec<{ sender: string | null; sender_device: number | null; client_id: string | null; shared: number }>(
       "DELETE FROM inbox WHERE device_id = ? AND seq <= ? RETURNING sender, sender_device, client_id, shared",
       deviceId,
@@ -263,5 +277,48 @@ export class Inbox {
         m.clientId,
       ).rowsWritten > 0
     );
+  }
+}
+
+/** Envelopes remembered per device before the object stops knowing them all (then it asks SQLite again). */
+const MAX_RECENT_ORIGINS = 2_048;
+
+/** The senders of each device's unacknowledged envelopes stored while this object lives, in sequence order. */
+class RecentOrigins {
+  /** Per device: sequences from `from` on are all known; `senders` lists those with a sender, oldest first. */
+  private readonly byDevice = new Map<number, { from: number; senders: { seq: number; sender: string }[] }>();
+
+  reset(deviceId: number, nextSeq: number): void {
+    this.byDevice.set(deviceId, { from: nextSeq, senders: [] });
+  }
+
+  forget(deviceId: number): void {
+    this.byDevice.delete(deviceId);
+  }
+
+  appended(deviceId: number, seq: number, sender: string | null): void {
+    const known = this.byDevice.get(deviceId);
+    if (!known || sender === null) return;
+    if (known.senders.length >= MAX_RECENT_ORIGINS) this.reset(deviceId, seq + 1);
+    else known.senders.push({ seq, sender });
+  }
+
+  acknowledged(deviceId: number, upTo: number): void {
+    const known = this.byDevice.get(deviceId);
+    if (!known) return;
+    let drop = 0;
+    while (drop < known.senders.length && known.senders[drop]!.seq <= upTo) drop++;
+    if (drop > 0) known.senders.splice(0, drop);
+  }
+
+  sendersBetween(deviceId: number, after: number, upTo: number): string[] | undefined {
+    const known = this.byDevice.get(deviceId);
+    if (!known || after + 1 < known.from) return undefined;
+    const senders = new Set<string>();
+    for (const { seq, sender } of known.senders) {
+      if (seq > upTo) break;
+      if (seq > after) senders.add(sender);
+    }
+    return [...senders];
   }
 }

@@ -5,11 +5,12 @@
  * recognize): a row handed over is deleted with the next write or by the alarm, so a crash in between repeats it.
  *
  * Riding: while a sender's object keeps calling this one (a fast conversation), the receipts owed to it wait
- * for its next call and travel back in that call's answer, instead of costing a call of their own. The sender
- * confirms it stored them with the call after, and only then are they deleted. What no call picks up within
- * `RECEIPT_RIDE_WAIT_MS`, and what was carried but not confirmed by then, the alarm hands over by itself.
+ * for its next call and travel back in that call's answer, instead of costing a call of their own. A later call
+ * confirms them by id once every device of the sender has them, and only then are they deleted. What no call
+ * picks up within `RECEIPT_RIDE_WAIT_MS`, and what was carried but not confirmed within `RECEIPT_CONFIRM_WAIT_MS`,
+ * the alarm hands over by itself.
  */
-import type { ReceiptDelivery } from "./inbox";
+import { GROUP_ORIGIN_PREFIX, type ReceiptDelivery } from "./inbox";
 import { SharedAlarm } from "./shared-alarm";
 
 interface Owed {
@@ -18,11 +19,14 @@ interface Owed {
   receipt: ReceiptDelivery;
 }
 
-/** Receipts held back for one target: waiting for its next call, or carried in an answer and not yet confirmed. */
+/** Receipts held back for one target's next call. */
 interface Held {
   owed: Owed[];
   since: number;
 }
+
+/** Receipts carried in answers to one target, by receipt id, each since when. */
+type Carried = Map<string, { owed: Owed; since: number }>;
 
 const BATCH = 500;
 /** A failed hand-over is retried after this long. */
@@ -34,6 +38,11 @@ export const RECEIPT_SAFETY_NET_MS = 30_000;
  * most, for its next call. It is also the longest a delivered tick is held back, at the end of such a burst.
  */
 export const RECEIPT_RIDE_WAIT_MS = 250;
+/**
+ * How long a carried receipt waits for its confirmation: the sender's devices acknowledge live receipts lazily
+ * (the SDK within a second), and the confirmation comes with the sender's next call after that.
+ */
+export const RECEIPT_CONFIRM_WAIT_MS = 3_000;
 /** Up to this many rows are deleted by a statement with one parameter each (cheaper than parsing a JSON list). */
 const FEW = 8;
 const DELETE_FEW = Array.from({ length: FEW + 1 }, (_, n) => `DELETE FROM receipt_outbox WHERE id IN (${Array(n).fill("?").join(", ")})`);
@@ -50,8 +59,8 @@ export class ReceiptOutbox {
   private handedOver: number[] = [];
   /** Waiting for the target's next call. */
   private readonly waiting = new Map<string, Held>();
-  /** Carried in the answer to the target's last call, until its next call confirms them. */
-  private readonly riding = new Map<string, Held>();
+  /** Carried in answers to the target's calls, until a later call confirms them. */
+  private readonly riding = new Map<string, Carried>();
   /** When each target last called, and whether the call before came within the wait. */
   private readonly pace = new Map<string, { last: number; fast: boolean }>();
   private readonly alarm: SharedAlarm;
@@ -100,45 +109,72 @@ export class ReceiptOutbox {
   }
 
   /**
-   * `target` is calling: the receipts to carry back in the answer. `confirmed`: the target stored the ones
-   * carried in the answer to its previous call (else they go again; the target drops repeats).
+   * `target` is calling: the receipts to carry back in the answer. `confirmed`: ids of receipts carried before
+   * that every device of the target now has (deleted with this event's write; unknown ids are ignored).
    */
-  ride(target: string, confirmed: boolean): ReceiptDelivery[] | undefined {
+  ride(target: string, confirmed: readonly string[]): ReceiptDelivery[] | undefined {
     const now = Date.now();
     this.notePace(target, now);
-    const previous = this.riding.get(target);
-    this.riding.delete(target);
-    const carried: Owed[] = [];
-    if (previous && confirmed) for (const o of previous.owed) this.handedOver.push(o.id);
-    else if (previous) carried.push(...previous.owed);
+    const carried = this.riding.get(target);
+    for (const id of carried ? confirmed : []) {
+      const entry = carried!.get(id);
+      if (!entry) continue;
+      this.handedOver.push(entry.owed.id);
+      carried!.delete(id);
+    }
     const waiting = this.waiting.get(target);
     this.waiting.delete(target);
-    if (waiting) carried.push(...waiting.owed);
-    if (carried.length === 0) return undefined;
-    this.riding.set(target, { owed: carried, since: now });
-    this.alarm.requestBy(now + RECEIPT_RIDE_WAIT_MS);
-    return carried.map((o) => o.receipt);
+    if (!waiting) {
+      if (carried?.size === 0) this.riding.delete(target);
+      return undefined;
+    }
+    const nowCarried: Carried = carried ?? new Map();
+    for (const owed of waiting.owed) nowCarried.set(owed.receipt.id, { owed, since: now });
+    this.riding.set(target, nowCarried);
+    this.alarm.requestBy(now + RECEIPT_CONFIRM_WAIT_MS);
+    return waiting.owed.map((o) => o.receipt);
   }
 
-  /** The alarm fired: hand over whatever is due, and keep retrying while something is. */
-  async retry(): Promise<void> {
+  /**
+   * Whether a delivered receipt owed to `target` now would wait for its next call (a fast conversation with a
+   * user's object).
+   */
+  wouldWait(target: string): boolean {
+    return !target.startsWith(GROUP_ORIGIN_PREFIX) && this.inFastConversation(target, Date.now());
+  }
+
+  /** Makes sure the object's alarm fires by `time` (it runs `retry`, and `prepare` first). */
+  requestAlarmBy(time: number): void {
+    this.alarm.requestBy(time);
+  }
+
+  /** The alarm fired: `prepare` (e.g. write what was held back), then hand over whatever is due, and keep retrying while something is. */
+  async retry(prepare?: () => void): Promise<void> {
     this.alarm.fired();
+    prepare?.();
     await this.flushing;
     this.settle();
     const now = Date.now();
-    for (const heldBack of [this.waiting, this.riding]) {
-      for (const [target, { owed, since }] of heldBack) {
-        if (since + RECEIPT_RIDE_WAIT_MS > now) continue;
-        heldBack.delete(target);
-        this.memory.push(...owed);
+    for (const [target, { owed, since }] of this.waiting) {
+      if (since + RECEIPT_RIDE_WAIT_MS > now) continue;
+      this.waiting.delete(target);
+      this.memory.push(...owed);
+    }
+    for (const [target, carried] of this.riding) {
+      for (const [id, { owed, since }] of carried) {
+        if (since + RECEIPT_CONFIRM_WAIT_MS > now) continue;
+        carried.delete(id);
+        this.memory.push(owed);
       }
+      if (carried.size === 0) this.riding.delete(target);
     }
     this.memory.sort((a, b) => a.id - b.id);
     await this.flush();
     this.settle();
     if (this.unloaded || this.memory.length > 0) this.alarm.requestBy(Date.now() + RECEIPT_RETRY_MS);
-    for (const heldBack of [this.waiting, this.riding]) {
-      for (const { since } of heldBack.values()) this.alarm.requestBy(since + RECEIPT_RIDE_WAIT_MS);
+    for (const { since } of this.waiting.values()) this.alarm.requestBy(since + RECEIPT_RIDE_WAIT_MS);
+    for (const carried of this.riding.values()) {
+      for (const { since } of carried.values()) this.alarm.requestBy(since + RECEIPT_CONFIRM_WAIT_MS);
     }
   }
 
@@ -188,7 +224,10 @@ export class ReceiptOutbox {
       .exec<{ id: number; target: string; receipt: string }>("SELECT id, target, receipt FROM receipt_outbox ORDER BY id LIMIT ?", BATCH)
       .toArray();
     // Rows held for a target's next call stay held.
-    const held = new Set([...this.waiting.values(), ...this.riding.values()].flatMap((h) => h.owed.map((o) => o.id)));
+    const held = new Set([
+      ...[...this.waiting.values()].flatMap((h) => h.owed.map((o) => o.id)),
+      ...[...this.riding.values()].flatMap((carried) => [...carried.values()].map((c) => c.owed.id)),
+    ]);
     const rows = stored.filter((r) => !held.has(r.id));
     if (stored.length < BATCH) {
       this.unloaded = false;

@@ -26,8 +26,9 @@ import { logger, type Logger } from "../src/log";
 import { deviceMismatch } from "./device-check";
 import type { GroupDelivery } from "./group-fanout";
 import { GROUP_ORIGIN_PREFIX, groupOrigin, Inbox, type ReceiptDelivery, type StoredEnvelope } from "./inbox";
+import { LiveReceipts, type LiveTarget } from "./live-receipts";
 import { PreKeyPool, type ClaimedPreKeys } from "./prekeys";
-import { ReceiptOutbox } from "./receipt-outbox";
+import { RECEIPT_RIDE_WAIT_MS, ReceiptOutbox } from "./receipt-outbox";
 import { RecipientQueues } from "./recipient-queues";
 import { ensureSchema } from "./schema";
 import { StubCache } from "./stub-cache";
@@ -70,11 +71,16 @@ export class UserDO extends DurableObject<Env> {
   private readonly groups: UserGroups;
   private readonly users = new StubCache(this.env.USER, STUB_CACHE_SIZE);
   private readonly groupObjects = new StubCache(this.env.GROUP, STUB_CACHE_SIZE);
+  /** Receipts that rode `deliver` answers, pushed to this user's online devices until each acknowledges them. */
+  private readonly liveReceipts = new LiveReceipts();
   /**
-   * Per user, the receipts their last `deliver` answer carried, stored here (if they come again, they are repeats),
-   * and whether the next call still has to confirm them.
+   * Per device, an acknowledgement not yet written because the receipts it owes would wait for their senders'
+   * next calls anyway: written with the next event that writes (such a call), or by the alarm within
+   * `RECEIPT_RIDE_WAIT_MS`. Lost with the object, it only means those envelopes are delivered again.
    */
-  private readonly riddenReceipts = new Map<string, { ids: Set<string>; unconfirmed: boolean }>();
+  private readonly heldAcks = new Map<number, number>();
+  /** Whether this object's first alarm looked for acknowledgements an earlier life of the object held (see `alarm`). */
+  private heldAcksRecovered = false;
   private userId: string | null;
   private readReceipts: boolean;
 
@@ -118,6 +124,7 @@ export class UserDO extends DurableObject<Env> {
       for (const deviceId of [...this.inbox.devices.keys()]) this.dropDevice(deviceId, "account re-registered");
     }
     this.closeSockets(args.deviceId, CLOSE_CODES.unauthorized, "device re-registered");
+    this.heldAcks.delete(args.deviceId);
     this.inbox.putDevice(args.deviceId, args.registrationId, args.family);
     this.prekeys.removeDevice(args.deviceId);
     this.prekeys.replace(args.deviceId, args.preKeys, args.kyberPreKeys);
@@ -168,13 +175,14 @@ export class UserDO extends DurableObject<Env> {
 
   /**
    * Stores sends addressed to this user, each exactly once; retries get the first timestamp back. All items come
-   * from one sender's object, whose owed receipts ride back in the answer; `receiptsStored`: it stored the ones
-   * the answer to its previous call carried.
+   * from one sender's object, whose owed receipts ride back in the answer; `confirmed`: ids of receipts that
+   * earlier answers carried and every device of the sender now has.
    */
-  async deliver(items: InboundMessage[], receiptsStored = false): Promise<DeliverAnswer> {
+  async deliver(items: InboundMessage[], confirmed: readonly string[] = []): Promise<DeliverAnswer> {
     const me = this.userId;
     const sender = items[0]?.from;
-    const receipts = sender !== undefined && sender !== me ? this.receipts.ride(sender, receiptsStored) : undefined;
+    this.writeHeldAcks();
+    const receipts = sender !== undefined && sender !== me ? this.receipts.ride(sender, confirmed) : undefined;
     const answer = (results: DeliverResult[]): DeliverAnswer => (receipts ? { results, receipts } : { results });
     if (me === null || this.inbox.devices.size === 0) return answer(items.map(() => ({ ok: false, code: "not_found" })));
     const ts = Date.now();
@@ -205,15 +213,18 @@ export class UserDO extends DurableObject<Env> {
 
   /**
    * Stores receipts for every device of this user (at least once: clients treat a repeated receipt as a no-op;
-   * the repeats of receipts that rode a `deliver` answer are dropped here while this object lives).
+   * a receipt that rode a `deliver` answer and that every device has is dropped here while this object lives).
    * Read receipts are dropped when this user turned them off.
    */
   async storeReceipts(receipts: ReceiptDelivery[]): Promise<{ dropped: boolean }[]> {
     const fresh = new FreshEnvelopes();
+    this.writeHeldAcks();
     this.receipts.settle();
     const results = receipts.map((receipt) => {
       if (receipt.receipt === "read" && !this.readReceipts) return { dropped: true };
-      if (!this.riddenReceipts.get(receipt.from)?.ids.has(receipt.id)) fresh.add(this.inbox.storeReceipt(receipt));
+      if (this.liveReceipts.has(receipt.from, receipt.id)) return { dropped: false };
+      fresh.add(this.inbox.storeReceipt(receipt));
+      if (receipt.receipt === "delivered") this.liveReceipts.stored(receipt.from, [receipt.id]);
       return { dropped: false };
     });
     fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
@@ -233,6 +244,7 @@ export class UserDO extends DurableObject<Env> {
     const ts = Date.now();
     const fresh = new FreshEnvelopes();
     let watch = false;
+    this.writeHeldAcks();
     this.receipts.settle();
     for (const item of items) {
       if (item.groupSeq === 0) {
@@ -286,6 +298,7 @@ export class UserDO extends DurableObject<Env> {
       return new Response(null, { status: 101, webSocket: client, headers: protocol });
     }
     this.closeSockets(deviceId, CLOSE_CODES.replaced, "replaced by a newer connection");
+    this.writeHeldAcks();
     this.ctx.acceptWebSocket(server, [deviceTag(deviceId)]);
     const acked = this.inbox.ackedUpTo(deviceId);
     saveSocketState(server, { device: deviceId, sent: acked, acked });
@@ -317,7 +330,10 @@ export class UserDO extends DurableObject<Env> {
 
   /** Retries receipts that could not be handed to their recipients. */
   override async alarm(): Promise<void> {
-    await this.receipts.retry();
+    await this.receipts.retry(() => {
+      if (!this.heldAcksRecovered) this.recoverHeldAcks();
+      this.writeHeldAcks();
+    });
   }
 
   // ---- Frames ----
@@ -350,6 +366,9 @@ export class UserDO extends DurableObject<Env> {
         break;
       case "ack":
         this.handleAck(ws, state, frame.upTo);
+        break;
+      case "receipts_ack":
+        this.liveReceipts.acknowledged(state.device, frame.batches);
         break;
       case "read":
         await this.handleRead(ws, state, frame);
@@ -423,12 +442,55 @@ export class UserDO extends DurableObject<Env> {
       this.fail(ws, "invalid_ack", `ack ${upTo} is beyond the last delivered sequence ${state.sent}`);
       return;
     }
-    this.receipts.settle();
-    const owed = this.inbox.acknowledge(state.device, upTo);
+    const after = state.acked;
     state.acked = upTo;
     saveSocketState(ws, state);
-    if (owed.length > 0) this.queueDeliveredReceipts(state.device, owed);
+    if (this.receiptsWouldWait(state.device, after, upTo)) {
+      this.heldAcks.set(state.device, upTo);
+      this.receipts.requestAlarmBy(Date.now() + RECEIPT_RIDE_WAIT_MS);
+    } else {
+      this.heldAcks.delete(state.device); // this acknowledgement covers it
+      this.writeAck(state.device, upTo);
+    }
     this.pump(state.device);
+  }
+
+  /**
+   * Whether the envelopes in (`after`, `upTo`] owe receipts, each of which would wait for its sender's next call.
+   * (An acknowledgement that owes nothing is written at once: holding it would cost an alarm where there may be
+   * no next call.)
+   */
+  private receiptsWouldWait(device: number, after: number, upTo: number): boolean {
+    const senders = this.inbox.sendersBetween(device, after, upTo);
+    return senders !== undefined && senders.length > 0 && senders.every((sender) => this.receipts.wouldWait(sender));
+  }
+
+  /** Deletes the device's envelopes up to `upTo` and owes their senders delivered receipts. */
+  private writeAck(device: number, upTo: number): void {
+    this.receipts.settle();
+    const owed = this.inbox.acknowledge(device, upTo);
+    if (owed.length > 0) this.queueDeliveredReceipts(device, owed);
+  }
+
+  /**
+   * An acknowledgement held when the object went away left its envelopes in SQLite while the socket, which
+   * outlives the object, remembers it: the alarm the acknowledgement set writes it.
+   */
+  private recoverHeldAcks(): void {
+    this.heldAcksRecovered = true;
+    for (const ws of this.ctx.getWebSockets()) {
+      const state = socketState(ws);
+      if (state && state.acked > this.inbox.ackedUpTo(state.device)) {
+        this.heldAcks.set(state.device, Math.max(state.acked, this.heldAcks.get(state.device) ?? 0));
+      }
+    }
+  }
+
+  /** Writes the acknowledgements held back (see `heldAcks`); call from events that write anyway. */
+  private writeHeldAcks(): void {
+    if (this.heldAcks.size === 0) return;
+    for (const [device, upTo] of this.heldAcks) this.writeAck(device, upTo);
+    this.heldAcks.clear();
   }
 
   private async handleRead(ws: WebSocket, state: SocketState, frame: ReadFrame): Promise<void> {
@@ -493,19 +555,54 @@ export class UserDO extends DurableObject<Env> {
     }
   }
 
-  /** Sends to another user's object; the receipts its answer carries back are stored here, and confirmed next time. */
+  /**
+   * Sends to another user's object, confirming the receipts it carried earlier that every device of this user now
+   * has; the receipts its answer carries back go to this user's devices.
+   */
   private async deliverTo(userId: string, items: InboundMessage[]): Promise<DeliverResult[]> {
-    const last = this.riddenReceipts.get(userId);
-    const confirm = last?.unconfirmed ?? false;
-    if (last) last.unconfirmed = false; // confirmed by this call, or (if it fails) carried again
-    const answer = await this.users.call(userId, (stub) => stub.deliver(items, confirm));
-    if (answer.receipts) {
-      await this.storeReceipts(answer.receipts); // a receipt carried again (this object did not confirm it) is a repeat
-      this.riddenReceipts.delete(userId); // re-inserted last: the oldest entry goes first
-      if (this.riddenReceipts.size >= STUB_CACHE_SIZE) this.riddenReceipts.delete(this.riddenReceipts.keys().next().value!);
-      this.riddenReceipts.set(userId, { ids: new Set(answer.receipts.map((r) => r.id)), unconfirmed: true });
+    const confirmed = this.liveReceipts.takeConfirmable(userId);
+    let answer: DeliverAnswer;
+    try {
+      answer = await this.users.call(userId, (stub) => stub.deliver(items, confirmed));
+    } catch (error) {
+      this.liveReceipts.putBack(userId, confirmed);
+      throw error;
     }
+    if (answer.receipts) this.takeRiddenReceipts(userId, answer.receipts);
     return answer.results;
+  }
+
+  /**
+   * Receipts that rode an answer: pushed live to the devices whose sockets have everything else they were sent
+   * (so a tick never overtakes the message it is about), stored for the others. Nothing is written while every
+   * device is online; the owing object keeps them until this one confirms them.
+   */
+  private takeRiddenReceipts(from: string, receipts: ReceiptDelivery[]): void {
+    const fresh = receipts.filter((r) => !this.liveReceipts.has(from, r.id));
+    if (fresh.length === 0) return;
+    const live: LiveTarget[] = [];
+    const offline: number[] = [];
+    for (const device of this.inbox.devices.keys()) {
+      const ws = this.caughtUpSocket(device);
+      if (ws) live.push({ ws, device });
+      else offline.push(device);
+    }
+    if (offline.length > 0) {
+      const stored = new FreshEnvelopes();
+      this.receipts.settle();
+      for (const receipt of fresh) stored.add(this.inbox.storeReceipt(receipt, offline));
+      stored.pumpAll((device, envelopes) => this.pump(device, envelopes));
+    }
+    this.liveReceipts.push(from, fresh, live);
+  }
+
+  /** The device's open socket, if it has been sent every envelope stored for it. */
+  private caughtUpSocket(device: number): WebSocket | undefined {
+    for (const ws of this.ctx.getWebSockets(deviceTag(device))) {
+      const state = socketState(ws);
+      if (state && !this.inbox.hasAfter(device, state.sent)) return ws;
+    }
+    return undefined;
   }
 
   /** Delivered receipts go to the sender's UserDO, or, for group messages, to the group (which counts them). */
@@ -568,6 +665,7 @@ export class UserDO extends DurableObject<Env> {
   }
 
   private dropDevice(deviceId: number, reason: string): void {
+    this.heldAcks.delete(deviceId);
     this.closeSockets(deviceId, CLOSE_CODES.unauthorized, reason);
     this.inbox.removeDevice(deviceId);
     this.prekeys.removeDevice(deviceId);

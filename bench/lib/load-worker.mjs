@@ -95,6 +95,7 @@ function jsonAdapter(target) {
         localAddress: nextAddr(),
       });
       const acks = lazyReceiptAcks((upTo) => ws.send(`{"type":"ack","upTo":${upTo}}`));
+      const liveAcks = lazyLiveReceiptAcks((batches) => ws.send(JSON.stringify({ type: "receipts_ack", batches })));
       return withTimeout(
         new Promise((resolve, reject) => {
           ws.once("error", reject);
@@ -117,6 +118,8 @@ function jsonAdapter(target) {
               if (frame.type === "deliver") {
                 handlers.onDeliver?.(frame.envelopes, now);
                 if (ackFrames) acks.stored(frame.envelopes);
+              } else if (frame.type === "receipts") {
+                if (ackFrames) liveAcks.stored(frame.batch);
               } else if (frame.type === "sent") handlers.onSent?.(frame.id, now, frame);
               else if (frame.type === "error") handlers.onError?.(frame.id, frame.code, frame);
               else if (frame.type === "group_notice") handlers.onNotice?.(frame, now);
@@ -170,6 +173,25 @@ function lazyReceiptAcks(ack) {
       pending = envelopes[envelopes.length - 1].seq;
       count += envelopes.length;
       if (!envelopes.every((e) => e.kind === "receipt") || count >= RECEIPT_ACK_MAX_PENDING) flush();
+      else timer ??= setTimeout(flush, RECEIPT_ACK_DELAY_MS);
+    },
+  };
+}
+
+/** Live receipts (`receipts` frames) acknowledged as the SDK does (client/transport/acks.ts): together, lazily. */
+function lazyLiveReceiptAcks(ack) {
+  let pending = [];
+  let timer = null;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = null;
+    if (pending.length > 0) ack(pending);
+    pending = [];
+  };
+  return {
+    stored(batch) {
+      pending.push(batch);
+      if (pending.length >= 256) flush();
       else timer ??= setTimeout(flush, RECEIPT_ACK_DELAY_MS);
     },
   };

@@ -5,7 +5,7 @@
  * are held in the quarantine (stored, acknowledged, not shown) until the app trusts the new key.
  */
 import { fromBase64 } from "../../src/protocol/base64";
-import type { Envelope, MessageEnvelope, ReceiptEnvelope } from "../../src/protocol/frames";
+import type { Envelope, LiveReceipt, MessageEnvelope } from "../../src/protocol/frames";
 import { DuplicateMessageError, UntrustedIdentityError, decrypt } from "../crypto/index";
 import type { Core } from "../core";
 import { isPending, untrustedOps } from "../identity/pending";
@@ -49,7 +49,12 @@ export async function receiveEnvelope(core: Core, envelope: Envelope): Promise<v
   if (envelope.kind === "group_message" || envelope.kind === "group_event") await applyGroupEntry(core, envelope, { kind: "group" });
 }
 
-async function applyReceipt(core: Core, receipt: ReceiptEnvelope): Promise<void> {
+/**
+ * Updates the status of this user's messages a receipt names (stored or pushed live); call inside `core.lane`.
+ * @example
+ * await core.lane.run(async () => { for (const r of frame.receipts) await applyReceipt(core, r); });
+ */
+export async function applyReceipt(core: Core, receipt: LiveReceipt): Promise<void> {
   const updated: MessageRecord[] = [];
   for (const ref of receipt.refs) {
     const message = await findMessage(core.store, core.userId, ref.device, ref.id);

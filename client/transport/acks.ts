@@ -55,3 +55,47 @@ export class Acknowledger {
     this.timer = undefined;
   }
 }
+
+/** What the live-receipt acknowledger needs of the connection (see Connection.ackReceipts). */
+export interface ReceiptAckSink {
+  ackReceipts(batches: string[]): boolean;
+}
+
+/**
+ * Acknowledges `receipts` frames (receipts pushed live) together, like pages of receipts: after at most `delayMs`
+ * or once `maxPending` batches wait. An acknowledgement lost with its socket only means those receipts come again.
+ */
+export class LiveReceiptAcknowledger {
+  private pending: string[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly sink: ReceiptAckSink,
+    private readonly delayMs: number,
+    private readonly maxPending: number,
+  ) {}
+
+  /**
+   * Records that the receipts of `batch` are stored.
+   * @example
+   * liveAcks.stored(frame.batch);
+   */
+  stored(batch: string): void {
+    this.pending.push(batch);
+    if (this.pending.length >= this.maxPending) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+  }
+
+  /**
+   * Acknowledges what waits now (e.g. before closing).
+   * @example
+   * liveAcks.flush();
+   */
+  flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batches = this.pending;
+    this.pending = [];
+    if (batches.length > 0) this.sink.ackReceipts(batches);
+  }
+}

@@ -28,6 +28,8 @@ export interface ConnectionOptions {
   onReady(frame: Extract<ServerFrame, { type: "ready" }>): void;
   /** A `deliver` frame (the caller acknowledges). */
   onDeliver(frame: Extract<ServerFrame, { type: "deliver" }>): void;
+  /** A `receipts` frame: receipts pushed live (the caller acknowledges with `ackReceipts`). */
+  onReceipts(frame: Extract<ServerFrame, { type: "receipts" }>): void;
   /** Any other frame nobody waited for (e.g. an `error` without id). */
   onOther(frame: ServerFrame): void;
   onState(state: ConnectionState, detail?: { code?: number; reason?: string; delayMs?: number }): void;
@@ -77,6 +79,16 @@ export class Connection {
    */
   ack(generation: number, upTo: number): boolean {
     return generation === this.socketCount && this.send({ type: "ack", upTo });
+  }
+
+  /**
+   * Acknowledges `receipts` frames by batch id, on whichever socket is open (the server knows its batches by id,
+   * not by socket). False when no socket is open: the server sends those receipts again.
+   * @example
+   * connection.ackReceipts([frame.batch]);
+   */
+  ackReceipts(batches: string[]): boolean {
+    return batches.length > 0 && this.send({ type: "receipts_ack", batches });
   }
 
   /**
@@ -228,6 +240,9 @@ export class Connection {
         return;
       case "deliver":
         this.options.onDeliver(frame);
+        return;
+      case "receipts":
+        this.options.onReceipts(frame);
         return;
       case "group_notice":
       case "group_receipts":

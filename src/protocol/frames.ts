@@ -64,6 +64,16 @@ export const ackFrameSchema = z.object({
 });
 export type AckFrame = z.infer<typeof ackFrameSchema>;
 
+/**
+ * Acknowledge `receipts` frames by their `batch`: their receipts are stored by the client. Batches the server no
+ * longer knows (its object restarted) are ignored: those receipts come again.
+ */
+export const receiptsAckFrameSchema = z.object({
+  type: z.literal("receipts_ack"),
+  batches: z.array(z.string().min(1).max(LIMITS.maxBatchIdChars)).min(1).max(LIMITS.maxReceiptAckBatches),
+});
+export type ReceiptsAckFrame = z.infer<typeof receiptsAckFrameSchema>;
+
 /** A message as its sender names it: the sending device and its client message id. */
 export const messageRefSchema = z.object({ device: z.number().int().min(1), id: clientIdSchema });
 export type MessageRef = z.infer<typeof messageRefSchema>;
@@ -80,11 +90,12 @@ export type ReadFrame = z.infer<typeof readFrameSchema>;
 export const clientFrameSchema = z.discriminatedUnion("type", [
   sendFrameSchema,
   ackFrameSchema,
+  receiptsAckFrameSchema,
   readFrameSchema,
   groupSendFrameSchema,
   groupReadFrameSchema,
 ]);
-export const CLIENT_FRAME_TYPES = ["send", "ack", "read", "group_send", "group_read"] as const;
+export const CLIENT_FRAME_TYPES = ["send", "ack", "receipts_ack", "read", "group_send", "group_read"] as const;
 export type ClientFrame = z.input<typeof clientFrameSchema>;
 
 /** A ciphertext delivered to this device. */
@@ -112,6 +123,9 @@ export interface ReceiptEnvelope {
   ts: number;
 }
 
+/** A receipt pushed live (`receipts` frame): not in this device's inbox, so it has no sequence. */
+export type LiveReceipt = Omit<ReceiptEnvelope, "seq">;
+
 /** A group message or membership change copied into this device's inbox (fan-out on write). */
 export type GroupInboxEnvelope = (GroupMessage | GroupEventEnvelope) & { seq: number };
 
@@ -122,6 +136,12 @@ export type ServerFrame =
   | { type: "ready"; userId: string; deviceId: number; pending: number }
   /** Envelopes in increasing `seq`; acknowledge with `ack`. At most `LIMITS.deliveryWindow` unacknowledged at a time. */
   | { type: "deliver"; envelopes: Envelope[] }
+  /**
+   * Live only, to an online device that has everything else it was sent: delivered receipts that were not stored
+   * in its inbox. Acknowledge with `receipts_ack` naming `batch`; until then the recipient's object keeps them, and
+   * what stays unacknowledged comes again, stored (a repeated receipt is a no-op).
+   */
+  | { type: "receipts"; batch: string; receipts: LiveReceipt[] }
   /**
    * The send or read frame `id` is durably stored for every addressed device (a group send: in the group's
    * log, with its `groupSeq`). `ts`: the server timestamp.

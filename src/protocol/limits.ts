@@ -17,6 +17,10 @@ export const LIMITS = {
   maxClientIdLength: 64,
   /** Message references one read receipt may carry. */
   maxReceiptRefs: 100,
+  /** `receipts` batches one `receipts_ack` may name. */
+  maxReceiptAckBatches: 256,
+  /** Characters of a `receipts` batch id. */
+  maxBatchIdChars: 40,
   /** Envelopes pushed to a device before it must acknowledge (flow-control window). */
   deliveryWindow: 1000,
   /** Envelopes per `deliver` frame when draining a backlog. */

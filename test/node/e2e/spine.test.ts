@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Envelope, MessageEnvelope, ReceiptEnvelope, ServerFrame } from "../../../src/protocol/frames";
+import type { Envelope, LiveReceipt, MessageEnvelope, ReceiptEnvelope, ServerFrame } from "../../../src/protocol/frames";
 import type { PreKeyBundleResponse } from "../../../src/protocol/http";
 import { deviceKeys } from "../../support/device-keys";
 import type { ReceivedEnvelope } from "../support/client-process";
@@ -108,8 +108,9 @@ async function codeFor(relay: RelayServer, phone: string): Promise<string> {
 }
 
 const body = (text: string) => Buffer.from(text).toString("base64");
-const isMessage = (e: Envelope): e is MessageEnvelope => e.kind === "message";
-const isReceipt = (e: Envelope): e is ReceiptEnvelope => e.kind === "receipt";
+const isMessage = (e: Envelope | LiveReceipt): e is MessageEnvelope => e.kind === "message";
+/** A stored receipt, or one pushed live (without a sequence). */
+const isReceipt = (e: Envelope | LiveReceipt): e is ReceiptEnvelope | LiveReceipt => e.kind === "receipt";
 
 describe("the message spine, end to end (npm start, two client processes)", () => {
   let relay: RelayServer;
@@ -236,7 +237,7 @@ describe("the message spine, end to end (npm start, two client processes)", () =
     expect(backlog.every(isMessage)).toBe(true);
     expect(backlog.map((e) => (e as MessageEnvelope).id)).toEqual(ids);
     expect(backlog.map((e) => (e as MessageEnvelope).body)).toEqual(ids.map((id) => body(`message ${id}`)));
-    const seqs = backlog.map((e) => e.seq);
+    const seqs = backlog.filter(isMessage).map((e) => e.seq);
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
   });
 

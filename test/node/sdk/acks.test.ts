@@ -1,9 +1,10 @@
 /**
  * When the SDK acknowledges delivered pages: a page holding a message at once (its sender's delivered receipt
- * waits for it), pages of receipts only together, after a delay or once enough of them wait.
+ * waits for it), pages of receipts only together, after a delay or once enough of them wait; receipts pushed
+ * live (`receipts` frames) together by batch id in the same way.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Acknowledger } from "../../../client/transport/acks";
+import { Acknowledger, LiveReceiptAcknowledger } from "../../../client/transport/acks";
 
 function acknowledger(maxPending = 10) {
   const acks: { generation: number; upTo: number }[] = [];
@@ -58,5 +59,38 @@ describe("acknowledgements", () => {
     a.flush();
     vi.advanceTimersByTime(1_000);
     expect(acks).toEqual([{ generation: 1, upTo: 2 }]);
+  });
+});
+
+describe("acknowledgements of live receipts", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  function liveAcknowledger(maxPending = 3) {
+    const acks: string[][] = [];
+    const a = new LiveReceiptAcknowledger({ ackReceipts: (batches) => (acks.push(batches), true) }, 1_000, maxPending);
+    return { a, acks };
+  }
+
+  it("names every batch stored within the delay in one acknowledgement", () => {
+    const { a, acks } = liveAcknowledger();
+    a.stored("k.1");
+    vi.advanceTimersByTime(999);
+    a.stored("k.2");
+    expect(acks).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(acks).toEqual([["k.1", "k.2"]]);
+    vi.advanceTimersByTime(5_000);
+    expect(acks).toHaveLength(1);
+  });
+
+  it("acknowledges at once when enough batches wait, and flush sends what waits once", () => {
+    const { a, acks } = liveAcknowledger();
+    for (const batch of ["k.1", "k.2", "k.3", "k.4"]) a.stored(batch);
+    expect(acks).toEqual([["k.1", "k.2", "k.3"]]);
+    a.flush();
+    a.flush();
+    vi.advanceTimersByTime(1_000);
+    expect(acks).toEqual([["k.1", "k.2", "k.3"], ["k.4"]]);
   });
 });

@@ -55,6 +55,7 @@ function connection(overrides: Partial<ConnectionOptions> = {}) {
     },
     onReady: () => undefined,
     onDeliver: () => undefined,
+    onReceipts: () => undefined,
     onOther: () => undefined,
     onState: (s) => states.push(s),
     onFatal: (e) => fatal.push(e),

@@ -10,7 +10,7 @@
  * connect {device} · send {device, frame} · read {device, frame} · receive {device, count} ·
  * until {device, match, timeoutMs?} · close {device} · exit.
  */
-import type { Envelope, ServerFrame } from "../../../src/protocol/frames";
+import type { Envelope, LiveReceipt, ServerFrame } from "../../../src/protocol/frames";
 import {
   connectDevice,
   fetchBundle,
@@ -23,7 +23,8 @@ import {
 
 /** An envelope with the ordinal of the frame it arrived in (see `Arrival.at`). */
 export interface ReceivedEnvelope {
-  envelope: Envelope;
+  /** A receipt pushed live (`receipts` frame) has no sequence. */
+  envelope: Envelope | LiveReceipt;
   at: number;
 }
 
@@ -87,10 +88,15 @@ function matches(value: unknown, pattern: unknown): boolean {
   return value === pattern;
 }
 
-/** Receives one page from the device's socket into its inbox and acknowledges it. */
+/** Receives one page (or one batch of receipts pushed live) from the device's socket into its inbox and acknowledges it. */
 async function receivePage(name: unknown, timeoutMs?: number): Promise<void> {
   const s = state(name);
-  const { frame, at } = await online(name).nextArrival("deliver", undefined, timeoutMs);
+  const { frame, at } = await online(name).nextArrival(["deliver", "receipts"], undefined, timeoutMs);
+  if (frame.type === "receipts") {
+    for (const envelope of frame.receipts) s.inbox.push({ envelope, at });
+    online(name).send({ type: "receipts_ack", batches: [frame.batch] });
+    return;
+  }
   for (const envelope of frame.envelopes) s.inbox.push({ envelope, at });
   online(name).ack(frame.envelopes[frame.envelopes.length - 1]!.seq);
 }

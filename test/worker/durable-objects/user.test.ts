@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { MessageEnvelope, ReceiptEnvelope } from "../../../src/protocol/frames";
 import { LIMITS } from "../../../src/protocol/limits";
-import { addressTo, api, body, connect, linkDevice, registerUser, type TestDevice } from "../support/relay";
+import { addressTo, api, body, connect, linkDevice, registerUser, type TestDevice, type TestSocket } from "../support/relay";
 
 const stubOf = (d: TestDevice) => env.USER.get(env.USER.idFromName(d.session.userId));
 
@@ -23,6 +23,24 @@ async function deliveredTo(d: TestDevice): Promise<string[]> {
     .flatMap((r) => (JSON.parse(r.envelope) as ReceiptEnvelope).refs.map((ref) => ref.id));
 }
 
+
+/**
+ * A fast conversation from `a` to `b`'s user: `exchange` sends one message and lets b's device acknowledge it (a
+ * later frame on b's socket, here a refused one, is answered only after the ack). `owedByBob`: the message ids of
+ * the receipts bob's object still keeps in its outbox. `sync`: the sender's other devices.
+ */
+function conversation(a: TestSocket, b: TestSocket, bob: TestDevice, sync: TestDevice[] = []) {
+  const exchange = async (id: string) => {
+    await a.request({ type: "send", id, to: bob.session.userId, messages: addressTo([bob], id), sync: addressTo(sync, id) });
+    await b.receive(1);
+    expect(await b.request({ type: "send", id: `after-${id}`, to: "nobody", messages: [] })).toMatchObject({ code: "bad_request" });
+  };
+  const owedByBob = async () =>
+    (await runInDurableObject(stubOf(bob), (_o, state) => state.storage.sql.exec<{ receipt: string }>("SELECT receipt FROM receipt_outbox").toArray())).flatMap(
+      (r) => (JSON.parse(r.receipt) as { refs: { id: string }[] }).refs.map((ref) => ref.id),
+    );
+  return { exchange, owedByBob };
+}
 
 describe("sending 1:1", () => {
   it("delivers to an online device at once, acknowledges the sender after storage, and returns a delivered tick", async () => {
@@ -354,45 +372,91 @@ describe("receipts", () => {
     expect((await inboxRows(alice)).filter((r) => r.envelope.includes("delivered"))).toEqual([]);
   });
 
-  it("carries the receipts of a fast conversation back in the answer to the sender's next send, each stored once", async () => {
+  it("carries a fast conversation's receipts to the sender's online device live, keeping each until it is acknowledged", async () => {
     const alice = await registerUser();
     const bob = await registerUser();
     const { socket: a } = await connect(alice);
     const { socket: b } = await connect(bob);
-    /** Sends one message and lets bob's device acknowledge it (a later frame, here a refused one, is answered after the ack). */
-    const exchange = async (id: string) => {
-      await a.request({ type: "send", id, to: bob.session.userId, messages: addressTo([bob], id) });
-      await b.receive(1);
-      expect(await b.request({ type: "send", id: `after-${id}`, to: "nobody", messages: [] })).toMatchObject({ code: "bad_request" });
-    };
-    const owedByBob = async () =>
-      (await runInDurableObject(stubOf(bob), (_o, state) => state.storage.sql.exec<{ receipt: string }>("SELECT receipt FROM receipt_outbox").toArray())).flatMap(
-        (r) => (JSON.parse(r.receipt) as { refs: { id: string }[] }).refs.map((ref) => ref.id),
-      );
+    const { exchange, owedByBob } = conversation(a, b, bob);
 
-    await exchange("fast-1"); // the conversation's first call: its receipt is handed over on its own
+    await exchange("fast-1"); // the conversation's first call: its receipt is handed over on its own, and stored
     await a.next("deliver");
     await exchange("fast-2"); // the next call came right after: this receipt waits for the one after
     expect(await deliveredTo(alice)).toEqual(["fast-1"]);
-    expect(await owedByBob()).toEqual(["fast-2"]);
 
-    await exchange("fast-3"); // its answer carried fast-2's receipt; kept by bob until alice confirms it
-    expect(await deliveredTo(alice)).toEqual(["fast-1", "fast-2"]);
-    expect(await owedByBob()).toEqual(["fast-2", "fast-3"]);
+    await exchange("fast-3"); // its answer carries fast-2's receipt, pushed to alice's device without storing it
+    const first = await a.next("receipts");
+    expect(first.receipts).toEqual([expect.objectContaining({ kind: "receipt", receipt: "delivered", from: bob.session.userId, refs: [{ device: 1, id: "fast-2" }] })]);
+    expect(await deliveredTo(alice)).toEqual(["fast-1"]);
+    expect(await owedByBob()).toContain("fast-2"); // kept by bob until alice's device has it
 
-    await exchange("fast-4"); // confirms fast-2's, carries fast-3's
-    expect(await deliveredTo(alice)).toEqual(["fast-1", "fast-2", "fast-3"]);
-    expect(await owedByBob()).toEqual(["fast-3", "fast-4"]);
+    a.send({ type: "receipts_ack", batches: [first.batch] });
+    await exchange("fast-4"); // confirms fast-2's receipt, carries fast-3's
+    const second = await a.next("receipts");
+    expect(second.receipts.flatMap((r) => r.refs.map((ref) => ref.id))).toEqual(["fast-3"]);
+    expect(await owedByBob()).not.toContain("fast-2");
+    expect(await owedByBob()).toContain("fast-3");
 
-    // Bob's object goes away with receipts carried but unconfirmed (fast-3) and waiting (fast-4): its alarm hands
-    // them over, and alice, who stored fast-3's already, drops its repeat.
+    // Alice's device never acknowledges fast-3's receipt, and bob's object goes away holding fast-4's
+    // acknowledgement: bob's alarm writes it, hands both receipts over, and alice stores them.
     await evictDurableObject(stubOf(bob));
     await runDurableObjectAlarm(stubOf(bob));
-    expect(await deliveredTo(alice)).toEqual(["fast-1", "fast-2", "fast-3", "fast-4"]);
+    expect(await deliveredTo(alice)).toEqual(["fast-1", "fast-3", "fast-4"]);
     expect(await owedByBob()).toEqual([]);
+    expect(await inboxRows(bob)).toEqual([]);
     const ticks = (await connect(alice)).socket;
-    const refs = ((await ticks.receive(4)) as ReceiptEnvelope[]).flatMap((r) => r.refs.map((ref) => ref.id));
-    expect(refs).toEqual(["fast-1", "fast-2", "fast-3", "fast-4"]);
+    const refs = ((await ticks.receive(3)) as ReceiptEnvelope[]).flatMap((r) => r.refs.map((ref) => ref.id));
+    expect(refs).toEqual(["fast-1", "fast-3", "fast-4"]);
+  });
+
+  it("stores a carried receipt for the sender's devices that are offline, and pushes it live to the others", async () => {
+    const alice = await registerUser();
+    const alice2 = await linkDevice(alice);
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const { socket: b } = await connect(bob);
+    const { exchange } = conversation(a, b, bob, [alice2]);
+
+    await exchange("multi-1");
+    await exchange("multi-2");
+    await exchange("multi-3"); // carries multi-2's receipt
+    const live = await a.next("receipts");
+    expect(live.receipts.flatMap((r) => r.refs.map((ref) => ref.id))).toEqual(["multi-2"]);
+    const storedFor = async (device: number) =>
+      (await inboxRows(alice)).filter((r) => r.device_id === device && r.envelope.includes('"delivered"')).flatMap((r) => (JSON.parse(r.envelope) as ReceiptEnvelope).refs.map((ref) => ref.id));
+    expect(await storedFor(1)).toEqual(["multi-1"]);
+    expect(await storedFor(2)).toEqual(["multi-1", "multi-2"]);
+    const { socket: second } = await connect(alice2);
+    const receipts = (await second.receive(5)).filter((e): e is ReceiptEnvelope => e.kind === "receipt"); // and 3 sync copies
+    expect(receipts.flatMap((r) => r.refs.map((ref) => ref.id))).toEqual(["multi-1", "multi-2"]);
+  });
+
+  it("ignores acknowledgements of receipt batches it never sent, or sent to another device, and refuses malformed ones", async () => {
+    const alice = await registerUser();
+    const alice2 = await linkDevice(alice);
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const { socket: a2 } = await connect(alice2);
+    const { socket: b } = await connect(bob);
+    const { exchange, owedByBob } = conversation(a, b, bob, [alice2]);
+
+    await exchange("ack-1");
+    await exchange("ack-2");
+    await exchange("ack-3");
+    const [toFirst, toSecond] = [await a.next("receipts"), await a2.next("receipts")];
+    a.send({ type: "receipts_ack", batches: ["nope.1", toSecond.batch] }); // unknown, and alice2's
+    for (const batches of [[], ["x".repeat(LIMITS.maxBatchIdChars + 1)], "all"]) {
+      a.send({ type: "receipts_ack", batches });
+      expect(await a.next("error")).toMatchObject({ code: "bad_request" });
+    }
+    await exchange("ack-4");
+    expect(await owedByBob()).toContain("ack-2"); // alice's first device has not acknowledged its own batch
+
+    a.send({ type: "receipts_ack", batches: [toFirst.batch] });
+    a2.send({ type: "receipts_ack", batches: [toSecond.batch] });
+    await a2.request({ type: "read", id: "after-acks", to: bob.session.userId, refs: [{ device: 1, id: "ack-1" }] });
+    await exchange("ack-5");
+    expect(await owedByBob()).not.toContain("ack-2");
   });
 
   it("hands over a receipt left in the outbox by a crash when the retry alarm fires", async () => {
