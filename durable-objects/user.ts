@@ -63,7 +63,8 @@ export const CONNECT_HEADERS = { user: "x-relay-user", device: "x-relay-device",
 
 export class UserDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private readonly inbox: Inbox;
+  /** What this object reads from SQLite, read when first needed: a wake-up for a live notice reads nothing. */
+  private stored?: { inbox: Inbox; userId: string | null; readReceipts: boolean };
   private readonly prekeys: PreKeyPool;
   private readonly log: Logger;
   private readonly outgoing: RecipientQueues;
@@ -81,14 +82,10 @@ export class UserDO extends DurableObject<Env> {
   private readonly heldAcks = new Map<number, number>();
   /** Whether this object's first alarm looked for acknowledgements an earlier life of the object held (see `alarm`). */
   private heldAcksRecovered = false;
-  private userId: string | null;
-  private readReceipts: boolean;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    ensureSchema(this.sql, USER_SCHEMA);
-    this.inbox = new Inbox(this.sql);
     this.prekeys = new PreKeyPool(this.sql);
     this.log = logger(env.LOG_LEVEL);
     this.outgoing = new RecipientQueues((userId, items) => this.deliverTo(userId, items));
@@ -99,9 +96,28 @@ export class UserDO extends DurableObject<Env> {
       (error) => this.log.info("receipts", { outcome: "retry_later", error: String(error) }),
     );
     this.groups = new UserGroups(this.sql);
-    this.userId = this.meta("user_id");
-    this.readReceipts = this.meta("read_receipts") !== "0";
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  /** The schema, the devices and the user's settings, read on first use. Every path that touches SQLite comes here first. */
+  private load(): NonNullable<UserDO["stored"]> {
+    if (!this.stored) {
+      ensureSchema(this.sql, USER_SCHEMA);
+      this.stored = { inbox: new Inbox(this.sql), userId: this.meta("user_id"), readReceipts: this.meta("read_receipts") !== "0" };
+    }
+    return this.stored;
+  }
+
+  private get inbox(): Inbox {
+    return this.load().inbox;
+  }
+
+  private get userId(): string | null {
+    return this.load().userId;
+  }
+
+  private get readReceipts(): boolean {
+    return this.load().readReceipts;
   }
 
   // ---- Directory changes, from the edge Worker ----
@@ -156,6 +172,7 @@ export class UserDO extends DurableObject<Env> {
   }
 
   async preKeyCounts(deviceId: number): Promise<PreKeyCounts> {
+    this.load();
     return this.prekeys.counts(deviceId);
   }
 
@@ -165,7 +182,7 @@ export class UserDO extends DurableObject<Env> {
 
   async updateSettings(changes: Partial<Settings>): Promise<Settings> {
     if (changes.readReceipts !== undefined) {
-      this.readReceipts = changes.readReceipts;
+      this.load().readReceipts = changes.readReceipts;
       this.setMeta("read_receipts", changes.readReceipts ? "1" : "0");
     }
     return this.settings();
@@ -279,6 +296,7 @@ export class UserDO extends DurableObject<Env> {
   }
 
   async groupList(): Promise<GroupMembership[]> {
+    this.load();
     return this.groups.list();
   }
 
@@ -330,6 +348,7 @@ export class UserDO extends DurableObject<Env> {
 
   /** Retries receipts that could not be handed to their recipients. */
   override async alarm(): Promise<void> {
+    this.load();
     await this.receipts.retry(() => {
       if (!this.heldAcksRecovered) this.recoverHeldAcks();
       this.writeHeldAcks();
@@ -679,7 +698,7 @@ export class UserDO extends DurableObject<Env> {
 
   private setUserId(userId: string): void {
     if (this.userId === userId) return;
-    this.userId = userId;
+    this.load().userId = userId;
     this.setMeta("user_id", userId);
   }
 

@@ -290,6 +290,22 @@ describe("flow control", () => {
   });
 });
 
+describe("waking up", () => {
+  it("tells a hibernated user's sockets of a group's new entries without reading SQLite", async () => {
+    const bob = await registerUser();
+    const { socket: b } = await connect(bob);
+    await evictDurableObject(stubOf(bob));
+    expect(await stubOf(bob).groupNotice("g-1", 7)).toBe(true);
+    expect(await b.next("group_notice")).toMatchObject({ group: "g-1", upTo: 7 });
+    const loaded = await runInDurableObject(stubOf(bob), (obj) => (obj as unknown as { stored?: unknown }).stored);
+    expect(loaded).toBeUndefined();
+    // The next frame reads what it needs.
+    expect(await b.request({ type: "read", id: "r-after", to: bob.session.userId, refs: [{ device: 1, id: "x" }] })).toMatchObject({ type: "sent" });
+    const after = await runInDurableObject(stubOf(bob), (obj) => (obj as unknown as { stored?: { userId: string } }).stored);
+    expect(after).toMatchObject({ userId: bob.session.userId });
+  });
+});
+
 describe("sequences", () => {
   it("never go back: after everything is acknowledged and the object restarts, the next envelope comes later", async () => {
     const alice = await registerUser();
