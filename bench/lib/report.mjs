@@ -147,7 +147,7 @@ export function markdown(result, chartsRel) {
     const t = result.targets[p];
     lines.push(`| ${SHORT[p]} | ${t.server ?? "—"} | ${t.status}${t.note ? `: ${t.note.split("\n")[0]}` : ""} | ${t.seconds ?? "—"} |`);
   }
-  if (result.relayRegistration) lines.push(`\nRelay users were registered through the public API at ${result.relayRegistration.perSecond}/s (${result.relayRegistration.users} users, via ${result.relayRegistration.via}); both Relay targets share that state directory and signing key.`);
+  if (result.relayRegistration) lines.push(`\nRelay users were registered through the public API at ${result.relayRegistration.perSecond}/s (${result.relayRegistration.users} users, via ${result.relayRegistration.via}); both Relay targets share that state directory and signing key${result.relayRegistration.restarted ? "; the server was restarted on that state before the workloads (see bench/README.md, \"The rig\")" : ""}.`);
   lines.push("");
   lines.push("## Every row");
   lines.push("");
