@@ -447,6 +447,26 @@ describe("receipts", () => {
     expect(receipts.flatMap((r) => r.refs.map((ref) => ref.id))).toEqual(["multi-1", "multi-2"]);
   });
 
+  it("stores a carried receipt for a device whose socket is still behind, so the tick never overtakes earlier envelopes", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const carol = await registerUser();
+    const backlog = LIMITS.deliveryWindow + 5; // more than one window: alice's socket cannot be sent it all yet
+    await runInDurableObject(stubOf(alice), async (obj) => {
+      const items = Array.from({ length: backlog }, (_, i) => ({ from: carol.session.userId, fromDevice: 1, id: `c-${i}`, messages: addressTo([alice], `c${i}`) }));
+      expect((await obj.deliver(items)).results.every((r) => r.ok)).toBe(true);
+    });
+    const { socket: a } = await connect(alice);
+    const { socket: b } = await connect(bob);
+    const { exchange } = conversation(a, b, bob);
+
+    await exchange("behind-1");
+    await exchange("behind-2");
+    await exchange("behind-3"); // carries behind-2's receipt back while alice's socket is behind
+    expect(a.frames.some((f) => f.type === "receipts")).toBe(false);
+    expect(await deliveredTo(alice)).toEqual(["behind-1", "behind-2"]);
+  });
+
   it("ignores acknowledgements of receipt batches it never sent, or sent to another device, and refuses malformed ones", async () => {
     const alice = await registerUser();
     const alice2 = await linkDevice(alice);
