@@ -3,7 +3,7 @@
  * `CREATE … IF NOT EXISTS` again, which showed when one group notice woke a thousand members' objects.
  */
 export function ensureSchema(sql: SqlStorage, schema: string): void {
-  const version = fingerprint(schema);
+  const version = fingerprintOf(schema);
   if (appliedVersion(sql) === version) return;
   sql.exec(schema);
   sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version TEXT NOT NULL)");
@@ -17,6 +17,15 @@ function appliedVersion(sql: SqlStorage): string | null {
   } catch {
     return null; // a new object: no table yet
   }
+}
+
+/** Schema texts are module constants: each is hashed once per isolate, not on every object's wake-up. */
+const fingerprints = new Map<string, string>();
+
+function fingerprintOf(schema: string): string {
+  let version = fingerprints.get(schema);
+  if (version === undefined) fingerprints.set(schema, (version = fingerprint(schema)));
+  return version;
 }
 
 /** FNV-1a over the schema text: any edit to it applies it again. */
