@@ -143,6 +143,23 @@ export class ReceiptOutbox {
     return !target.startsWith(GROUP_ORIGIN_PREFIX) && this.inFastConversation(target, Date.now());
   }
 
+  /**
+   * Call from an event that writes anyway, once nothing it could write is held back: keeps an alarm that
+   * would fire within half of `RECEIPT_RIDE_WAIT_MS` from firing before `RECEIPT_RIDE_WAIT_MS` from now, unless
+   * a receipt is due sooner. While a sender keeps calling, its calls pick up what the alarm would, so the alarm
+   * (an event and a write each time) does not fire; acknowledgements held meanwhile find it set within their wait.
+   */
+  keepAlarmAhead(now: number = Date.now()): void {
+    if (this.unloaded || this.memory.length > 0 || this.flushing) return;
+    let due = now + RECEIPT_RIDE_WAIT_MS;
+    for (const { since } of this.waiting.values()) due = Math.min(due, since + RECEIPT_RIDE_WAIT_MS);
+    for (const carried of this.riding.values()) {
+      const oldest = carried.values().next().value; // carried in order, so the first is due first
+      if (oldest) due = Math.min(due, oldest.since + RECEIPT_CONFIRM_WAIT_MS);
+    }
+    this.alarm.postpone(due, now + RECEIPT_RIDE_WAIT_MS / 2);
+  }
+
   /** Makes sure the object's alarm fires by `time` (it runs `retry`, and `prepare` first). */
   requestAlarmBy(time: number): void {
     this.alarm.requestBy(time);

@@ -15,6 +15,16 @@ export class SharedAlarm {
     void this.storage.setAlarm(time);
   }
 
+  /**
+   * Moves an alarm due before `soonerThan` to `time`, for a caller that knows no job needs it earlier. Each
+   * move is a write, so callers move it only when it is about to fire and well ahead of that.
+   */
+  postpone(time: number, soonerThan: number): void {
+    if (this.at === null || this.at >= soonerThan || this.at >= time) return;
+    this.at = time;
+    void this.storage.setAlarm(time);
+  }
+
   /** Call first thing in `alarm()`: the alarm that was set has fired. */
   fired(): void {
     this.at = null;

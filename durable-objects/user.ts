@@ -80,8 +80,6 @@ export class UserDO extends DurableObject<Env> {
    * `RECEIPT_RIDE_WAIT_MS`. Lost with the object, it only means those envelopes are delivered again.
    */
   private readonly heldAcks = new Map<number, number>();
-  /** Whether this object's first alarm looked for acknowledgements an earlier life of the object held (see `alarm`). */
-  private heldAcksRecovered = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -99,11 +97,15 @@ export class UserDO extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
 
-  /** The schema, the devices and the user's settings, read on first use. Every path that touches SQLite comes here first. */
+  /**
+   * The schema, the devices and the user's settings, read on first use, and the acknowledgements an earlier life
+   * of this object held. Every path that touches SQLite comes here first.
+   */
   private load(): NonNullable<UserDO["stored"]> {
     if (!this.stored) {
       ensureSchema(this.sql, USER_SCHEMA);
       this.stored = { inbox: new Inbox(this.sql), userId: this.meta("user_id"), readReceipts: this.meta("read_receipts") !== "0" };
+      this.recoverHeldAcks();
     }
     return this.stored;
   }
@@ -219,6 +221,7 @@ export class UserDO extends DurableObject<Env> {
       return { ok: true, ts };
     });
     fresh.pumpAll((device, envelopes) => this.pump(device, envelopes));
+    if (this.heldAcks.size === 0) this.receipts.keepAlarmAhead();
     return answer(results);
   }
 
@@ -349,10 +352,7 @@ export class UserDO extends DurableObject<Env> {
   /** Retries receipts that could not be handed to their recipients. */
   override async alarm(): Promise<void> {
     this.load();
-    await this.receipts.retry(() => {
-      if (!this.heldAcksRecovered) this.recoverHeldAcks();
-      this.writeHeldAcks();
-    });
+    await this.receipts.retry(() => this.writeHeldAcks());
   }
 
   // ---- Frames ----
@@ -493,16 +493,16 @@ export class UserDO extends DurableObject<Env> {
 
   /**
    * An acknowledgement held when the object went away left its envelopes in SQLite while the socket, which
-   * outlives the object, remembers it: the alarm the acknowledgement set writes it.
+   * outlives the object, remembers it: held again, it is written with the next write, or by the alarm.
    */
   private recoverHeldAcks(): void {
-    this.heldAcksRecovered = true;
     for (const ws of this.ctx.getWebSockets()) {
       const state = socketState(ws);
       if (state && state.acked > this.inbox.ackedUpTo(state.device)) {
         this.heldAcks.set(state.device, Math.max(state.acked, this.heldAcks.get(state.device) ?? 0));
       }
     }
+    if (this.heldAcks.size > 0) this.receipts.requestAlarmBy(Date.now() + RECEIPT_RIDE_WAIT_MS);
   }
 
   /** Writes the acknowledgements held back (see `heldAcks`); call from events that write anyway. */

@@ -425,6 +425,21 @@ describe("receipts", () => {
     expect(refs).toEqual(["fast-1", "fast-3", "fast-4"]);
   });
 
+  it("writes an acknowledgement its evicted object held with the next call, not only by the alarm", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const { socket: a } = await connect(alice);
+    const { socket: b } = await connect(bob);
+    const { exchange } = conversation(a, b, bob);
+    const keptByBob = async () => (await inboxRows(bob)).map((r) => (JSON.parse(r.envelope) as MessageEnvelope).id);
+
+    await exchange("held-1");
+    await exchange("held-2"); // a fast conversation: bob's device's acknowledgement of held-2 is held in memory
+    await evictDurableObject(stubOf(bob)); // only the socket's attachment remembers it now
+    await a.request({ type: "send", id: "held-3", to: bob.session.userId, messages: addressTo([bob], "held-3") });
+    expect(await keptByBob()).toEqual(["held-3"]); // written by the call, before bob's device acknowledges held-3
+  });
+
   it("stores a carried receipt for the sender's devices that are offline, and pushes it live to the others", async () => {
     const alice = await registerUser();
     const alice2 = await linkDevice(alice);
