@@ -7,6 +7,7 @@
  *   npm run bench -- --smoke       Relay direct + the two ws peers, a few hundred messages (< 60 s; the test uses it)
  *   options: --targets relay-workerd,ws-sqlite,…  --workloads 1,2,3,4,5,6  --storage tmpfs|disk  --no-pin
  *            --no-install (never apt-get ejabberd)  --out DIR (results; charts go to DIR/charts unless full)
+ *            --gc-trace (V8's collections of the workerd targets, counted per row: bench/lib/gc-trace.mjs)
  *
  * Targets: relay-workerd (Relay on workerd, load sent to the user worker's own URL: no dev proxy),
  * relay-wrangler-dev (the real `npm start`, through wrangler dev's proxy), ws-memory, ws-sqlite (Node `ws`
@@ -29,6 +30,7 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { MUC_HOST, ensureEjabberd, startEjabberd } from "./lib/ejabberd.mjs";
+import { describeGc, gcTraceEnv, readGcLog, summarizeGc } from "./lib/gc-trace.mjs";
 import {
   Monitor,
   cpuPercent,
@@ -71,6 +73,7 @@ const { values: flags } = parseArgs({
     out: { type: "string" },
     redraw: { type: "string" },
     "group-sizes": { type: "string" },
+    "gc-trace": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -317,7 +320,7 @@ function row(target, workload, params, fields) {
 }
 
 const latencyOf = (s) => ({ p50: s.p50, p99: s.p99, p999: s.p999 });
-const resources = (m) => ({ cpu: m.cpu, rss_mb: m.rss_mb, fds: m.fds, other_cpu: m.other_cpu, steal_cpu: m.steal_cpu });
+const resources = (m) => ({ cpu: m.cpu, rss_mb: m.rss_mb, fds: m.fds, other_cpu: m.other_cpu, steal_cpu: m.steal_cpu, ...(m.gc && { gc: m.gc }) });
 
 /** Outside load (other processes' CPU + hypervisor steal, % of a core) above which a step is measured again. */
 const DISTURBED = 30;
@@ -414,7 +417,7 @@ function stepRow(ctx, workload, params, r) {
 function describeStep(r) {
   return (
     `${r.rate} msg/s offered → ${r.achieved}/s delivered ${r.delivered}/${r.total}; p50 ${r.delivery.p50} p99 ${r.delivery.p99} p99.9 ${r.delivery.p999} ms; ` +
-    `server CPU ${r.m.cpu}% load ${r.loadCpu}%${r.m.other_cpu + r.m.steal_cpu > 10 ? ` other ${r.m.other_cpu}% steal ${r.m.steal_cpu}%` : ""}${r.generatorLag.p99 > 10 ? ` (generator lag p99 ${r.generatorLag.p99} ms)` : ""}` +
+    `server CPU ${r.m.cpu}% load ${r.loadCpu}%${r.m.other_cpu + r.m.steal_cpu > 10 ? ` other ${r.m.other_cpu}% steal ${r.m.steal_cpu}%` : ""}${r.generatorLag.p99 > 10 ? ` (generator lag p99 ${r.generatorLag.p99} ms)` : ""}${r.m.gc ? `; ${describeGc(r.m.gc)}` : ""}` +
     (Object.keys(r.errors).length ? ` errors ${JSON.stringify(r.errors)}` : "") +
     (r.sustained ? "" : "  ✗")
   );
@@ -772,7 +775,7 @@ async function groupFanout(ctx) {
       );
       log(
         `  (4) fan-out to ${size} (${mode}${spec.fetch ? `, ${measure}` : ""}): to last member p50 ${s.p50} p99 ${s.p99} ms; ` +
-          `sender ack p50 ${ack.p50} p99 ${ack.p99} ms; ${L.n[measure].deliveries}/${size * count} at ${rate} msg/s; server CPU ${m.cpu}%` +
+          `sender ack p50 ${ack.p50} p99 ${ack.p99} ms; ${L.n[measure].deliveries}/${size * count} at ${rate} msg/s; server CPU ${m.cpu}%${m.gc ? `; ${describeGc(m.gc)}` : ""}` +
           (fetchErrors.length ? `; fetch errors: ${fetchErrors[0]}` : ""),
       );
     }
@@ -1010,6 +1013,7 @@ async function idleConnections(ctx) {
     cpu: m?.cpu ?? null,
     other_cpu: m?.other_cpu ?? null,
     steal_cpu: m?.steal_cpu ?? null,
+    ...(m?.gc && { gc: m.gc }),
     rss_mb: m ? m.rss_mb : good ? Math.round(good.rssKb / 102.4) / 10 : null,
     fds: m ? m.fds : good?.fds ?? null,
     bytes_per_conn: good ? perConn((Math.max(good.rssKb, after?.rssKb ?? 0) - before.rssKb) * 1024) : null,
@@ -1102,10 +1106,16 @@ async function waitQuiet(maxMs) {
 
 // ───────────────────────────── targets ─────────────────────────────
 
+/** The targets that run on workerd, whose collections --gc-trace counts. */
+const WORKERD_TARGETS = new Set(["relay-workerd", "relay-wrangler-dev", "room-do"]);
+/** Where a workerd target's collections are logged with --gc-trace (bench/lib/gc-trace.mjs). */
+const gcLogOf = (runDir, id) => join(runDir, `gc-${id}.log`);
+
 async function startTarget(id, env) {
   const { runDir, pinning, sms, relayState } = env;
   const cores = pinning.serverCores;
-  const envVars = { ...process.env, ...WRANGLER_ENV };
+  const traced = flags["gc-trace"] && WORKERD_TARGETS.has(id);
+  const envVars = { ...process.env, ...WRANGLER_ENV, ...(traced ? await gcTraceEnv(gcLogOf(runDir, id)) : {}) };
   if (id === "relay-workerd" || id === "relay-wrangler-dev") {
     const start = () =>
       id === "relay-workerd"
@@ -1357,7 +1367,10 @@ async function main() {
         stateDir: handle.stateDir,
         relayState,
         sentAcks: handle.kind !== "xmpp",
-        monitor: new Monitor(handle.servingPids, { ours: () => [...(handle.allPids?.() ?? handle.servingPids()), ...loadPids] }),
+        monitor: new Monitor(handle.servingPids, {
+          ours: () => [...(handle.allPids?.() ?? handle.servingPids()), ...loadPids],
+          gc: flags["gc-trace"] && WORKERD_TARGETS.has(id) ? (fromMs, toMs) => summarizeGc(readGcLog(gcLogOf(runDir, id)), fromMs, toMs) : undefined,
+        }),
         rows: [],
         notes: [],
         tag: `${Date.now().toString(36)}-`,

@@ -229,11 +229,13 @@ export class Monitor {
    * @param pids the processes that serve the traffic (CPU, RSS and fds are theirs)
    * @param ours every process of the bench (server group, load workers, orchestrator): whatever else uses
    *             CPU during a window is reported as `other_cpu`, so a disturbed window can be told apart.
+   * @param gc with --gc-trace: (fromMs, toMs) → the server's garbage collections in that window
    */
-  constructor(pids, { intervalMs = 250, ours = () => [] } = {}) {
+  constructor(pids, { intervalMs = 250, ours = () => [], gc } = {}) {
     this.pids = pids;
     this.ours = ours;
     this.intervalMs = intervalMs;
+    this.gc = gc;
   }
 
   snapshot() {
@@ -248,7 +250,7 @@ export class Monitor {
   begin() {
     const pids = this.pids();
     const ours = [...new Set([...pids, ...this.ours(), process.pid])];
-    const window = { pids, ticks: pids.map(cpuTicks), ours, oursTicks: ours.map(cpuTicks), machine: machineTicks(), t: performance.now(), peakRssKb: 0, peakFds: 0, samples: 0 };
+    const window = { pids, ticks: pids.map(cpuTicks), ours, oursTicks: ours.map(cpuTicks), machine: machineTicks(), t: performance.now(), wall: Date.now(), peakRssKb: 0, peakFds: 0, samples: 0 };
     const sample = () => {
       const s = this.snapshot();
       window.peakRssKb = Math.max(window.peakRssKb, s.rssKb);
@@ -273,6 +275,7 @@ export class Monitor {
         fds: window.peakFds,
         seconds: Math.round(seconds * 100) / 100,
         pids: window.pids,
+        ...(this.gc && { gc: this.gc(window.wall, Date.now()) }),
       };
     };
     return window;

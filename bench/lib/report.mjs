@@ -111,6 +111,13 @@ function disturbance(r) {
   return `${fmt(r.other_cpu)} / ${fmt(r.steal_cpu ?? 0)}${flag}`;
 }
 
+/** A row's collections: "14 (9.1) / 1 (68)". */
+function gcCell(gc) {
+  if (!gc) return "—";
+  const kind = (n, max) => `${n}${n ? ` (${fmt(max)})` : ""}`;
+  return `${kind(gc.young, gc.young_max_ms)} / ${kind(gc.full, gc.full_max_ms)}`;
+}
+
 export function markdown(result, chartsRel) {
   const peers = ORDER.filter((p) => result.targets[p]);
   const m = result.machine;
@@ -152,9 +159,14 @@ export function markdown(result, chartsRel) {
   lines.push("## Every row");
   lines.push("");
   lines.push("CPU: percent of one core used by the serving processes over the row's window; RSS: their peak; fds: their peak count of open file descriptors. Other / steal: CPU that processes outside the bench used meanwhile, and time the hypervisor gave to other guests (percent of one core); above ~10 % together, the row was disturbed by something outside the bench (⚠).");
+  const gcTraced = result.rows.some((r) => r.gc);
+  if (gcTraced) {
+    lines.push("");
+    lines.push("GC (`--gc-trace`): the server's garbage collections that ended in the row's window, young (scavenges) and full (mark-compacts), with the longest pause of each kind in ms.");
+  }
   lines.push("");
-  lines.push("| workload | target | params | throughput | p50 ms | p99 ms | p99.9 ms | CPU % | RSS MB | fds | other / steal % | status |");
-  lines.push("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  lines.push(`| workload | target | params | throughput | p50 ms | p99 ms | p99.9 ms | CPU % | RSS MB | fds | other / steal % |${gcTraced ? " GC young / full (max ms) |" : ""} status |`);
+  lines.push(`|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|${gcTraced ? "---:|" : ""}---|`);
   for (const r of result.rows) {
     const params = Object.entries(r.params)
       .filter(([k]) => !["reference", "criterion"].includes(k))
@@ -170,7 +182,7 @@ export function markdown(result, chartsRel) {
             : "";
     const status = r.status === "ok" ? "ok" : `${r.status}${r.note ? `: ${r.note}` : ""}${r.error ? `: ${r.error.split("\n")[0]}` : ""}`;
     lines.push(
-      `| ${r.workload} | ${SHORT[r.peer] ?? r.peer} | ${params} | ${r.throughput === null ? "—" : `${fmt(r.throughput)} ${r.throughput_unit ?? ""}`}${extra} | ${fmt(r.latency_ms.p50)} | ${fmt(r.latency_ms.p99)} | ${fmt(r.latency_ms.p999)} | ${fmt(r.cpu)} | ${fmt(r.rss_mb)} | ${fmt(r.fds)} | ${disturbance(r)} | ${status.replace(/\|/g, "\\|")} |`,
+      `| ${r.workload} | ${SHORT[r.peer] ?? r.peer} | ${params} | ${r.throughput === null ? "—" : `${fmt(r.throughput)} ${r.throughput_unit ?? ""}`}${extra} | ${fmt(r.latency_ms.p50)} | ${fmt(r.latency_ms.p99)} | ${fmt(r.latency_ms.p999)} | ${fmt(r.cpu)} | ${fmt(r.rss_mb)} | ${fmt(r.fds)} | ${disturbance(r)} |${gcTraced ? ` ${gcCell(r.gc)} |` : ""} ${status.replace(/\|/g, "\\|")} |`,
     );
   }
   if (result.notes.length) {

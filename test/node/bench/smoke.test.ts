@@ -23,6 +23,7 @@ interface Row {
   cpu: number | null;
   rss_mb: number | null;
   fds: number | null;
+  gc?: { young: number; young_max_ms: number; full: number; full_max_ms: number };
   error?: string;
 }
 
@@ -30,7 +31,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe("npm run bench -- --smoke", () => {
   it("runs Relay and the ws peers and writes well-formed JSON, Markdown and SVG charts", () => {
-    const run = spawnSync(process.execPath, ["bench/run.mjs", "--smoke", "--out", out], {
+    const run = spawnSync(process.execPath, ["bench/run.mjs", "--smoke", "--gc-trace", "--out", out], {
       cwd: ROOT,
       encoding: "utf8",
       timeout: 240_000,
@@ -71,6 +72,13 @@ describe("npm run bench -- --smoke", () => {
         for (const v of Object.values(r.latency_ms)) expect(Number.isFinite(v), `${r.peer} ${r.workload} latency`).toBe(true);
       }
     }
+    // --gc-trace: every row of the workerd target says how often its collector paused; the Node peers' rows do not.
+    for (const r of rows.filter((x) => x.status === "ok")) {
+      if (r.peer !== "relay-workerd") expect(r.gc, `${r.peer} ${r.workload}`).toBeUndefined();
+      else for (const key of ["young", "young_max_ms", "full", "full_max_ms"] as const) expect(Number.isFinite(r.gc?.[key]), `${r.workload} gc ${key}`).toBe(true);
+    }
+    expect(rows.filter((r) => r.peer === "relay-workerd").reduce((n, r) => n + (r.gc?.young ?? 0) + (r.gc?.full ?? 0), 0)).toBeGreaterThan(0);
+
     // Groups (workload 4) and a channel (workload 8) ran on Relay and the peers, to every member.
     for (const id of ["relay-workerd", "ws-memory", "ws-sqlite"]) {
       for (const workload of ["group fan-out", "channel post"]) {
