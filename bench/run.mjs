@@ -1108,14 +1108,14 @@ async function waitQuiet(maxMs) {
 
 /** The targets that run on workerd, whose collections --gc-trace counts. */
 const WORKERD_TARGETS = new Set(["relay-workerd", "relay-wrangler-dev", "room-do"]);
-/** Where a workerd target's collections are logged with --gc-trace (bench/lib/gc-trace.mjs). */
-const gcLogOf = (runDir, id) => join(runDir, `gc-${id}.log`);
+/** Where a workerd target's collections are logged with --gc-trace (bench/lib/gc-trace.mjs); null when not traced. */
+const gcLogOf = (runDir, id) => (flags["gc-trace"] && WORKERD_TARGETS.has(id) ? join(runDir, `gc-${id}.log`) : null);
 
 async function startTarget(id, env) {
   const { runDir, pinning, sms, relayState } = env;
   const cores = pinning.serverCores;
-  const traced = flags["gc-trace"] && WORKERD_TARGETS.has(id);
-  const envVars = { ...process.env, ...WRANGLER_ENV, ...(traced ? await gcTraceEnv(gcLogOf(runDir, id)) : {}) };
+  const gcLog = gcLogOf(runDir, id);
+  const envVars = { ...process.env, ...WRANGLER_ENV, ...(gcLog ? await gcTraceEnv(gcLog) : {}) };
   if (id === "relay-workerd" || id === "relay-wrangler-dev") {
     const start = () =>
       id === "relay-workerd"
@@ -1369,7 +1369,7 @@ async function main() {
         sentAcks: handle.kind !== "xmpp",
         monitor: new Monitor(handle.servingPids, {
           ours: () => [...(handle.allPids?.() ?? handle.servingPids()), ...loadPids],
-          gc: flags["gc-trace"] && WORKERD_TARGETS.has(id) ? (fromMs, toMs) => summarizeGc(readGcLog(gcLogOf(runDir, id)), fromMs, toMs) : undefined,
+          gc: gcLogOf(runDir, id) ? (fromMs, toMs) => summarizeGc(readGcLog(gcLogOf(runDir, id)), fromMs, toMs) : undefined,
         }),
         rows: [],
         notes: [],

@@ -151,13 +151,15 @@ export class ReceiptOutbox {
    */
   keepAlarmAhead(now: number = Date.now()): void {
     if (this.unloaded || this.memory.length > 0 || this.flushing) return;
-    let due = now + RECEIPT_RIDE_WAIT_MS;
-    for (const { since } of this.waiting.values()) due = Math.min(due, since + RECEIPT_RIDE_WAIT_MS);
-    for (const carried of this.riding.values()) {
-      const oldest = carried.values().next().value; // carried in order, so the first is due first
-      if (oldest) due = Math.min(due, oldest.since + RECEIPT_CONFIRM_WAIT_MS);
-    }
-    this.alarm.postpone(due, now + RECEIPT_RIDE_WAIT_MS / 2);
+    this.alarm.postpone(now + RECEIPT_RIDE_WAIT_MS / 2, () => {
+      let due = now + RECEIPT_RIDE_WAIT_MS;
+      for (const { since } of this.waiting.values()) due = Math.min(due, since + RECEIPT_RIDE_WAIT_MS);
+      for (const carried of this.riding.values()) {
+        const oldest = carried.values().next().value; // carried in order, so the first is due first
+        if (oldest) due = Math.min(due, oldest.since + RECEIPT_CONFIRM_WAIT_MS);
+      }
+      return due;
+    });
   }
 
   /** Makes sure the object's alarm fires by `time` (it runs `retry`, and `prepare` first). */

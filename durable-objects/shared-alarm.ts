@@ -16,11 +16,13 @@ export class SharedAlarm {
   }
 
   /**
-   * Moves an alarm due before `soonerThan` to `time`, for a caller that knows no job needs it earlier. Each
-   * move is a write, so callers move it only when it is about to fire and well ahead of that.
+   * Moves an alarm due before `soonerThan` to the time `to()` gives, for a caller that knows no job needs it
+   * earlier. Each move is a write, so callers move it only when it is about to fire; `to` runs only then.
    */
-  postpone(time: number, soonerThan: number): void {
-    if (this.at === null || this.at >= soonerThan || this.at >= time) return;
+  postpone(soonerThan: number, to: () => number): void {
+    if (this.at === null || this.at >= soonerThan) return;
+    const time = to();
+    if (this.at >= time) return;
     this.at = time;
     void this.storage.setAlarm(time);
   }

@@ -27,7 +27,7 @@ export async function gcTraceEnv(logFile) {
 
 /**
  * One collection from a stamped `--trace-gc` line, e.g.
- * `1795948445412.123 [8375:0x30fdbfca0000]    12439 ms: Mark-Compact 34.1 (45.7) -> 7.1 (45.7) MB, pooled: 0.0 MB, 52.52 / 0.00 ms …`
+ * `1795948445412 [8375:0x30fdbfca0000]    12439 ms: Mark-Compact 34.1 (45.7) -> 7.1 (45.7) MB, pooled: 0.0 MB, 52.52 / 0.00 ms …`
  */
 export function parseGcLine(line) {
   const m = /^(\d+(?:\.\d+)?) .*?\d+ ms: (Scavenge|Minor Mark-Sweep|Mark-Compact|Mark-Sweep)\b.*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(line);
