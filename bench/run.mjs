@@ -11,7 +11,8 @@
  *
  * Targets: relay-workerd (Relay on workerd, load sent to the user worker's own URL: no dev proxy),
  * relay-wrangler-dev (the real `npm start`, through wrangler dev's proxy), ws-memory, ws-sqlite (Node `ws`
- * relays, bench/peers/ws-relay.mjs), room-do (one room Durable Object, bench/peers/room-do/), ejabberd (XMPP).
+ * relays, bench/peers/ws-relay.mjs), room-do (one room Durable Object, bench/peers/room-do/), ejabberd (XMPP);
+ * inbox-do (Relay's shape, per-user objects, with only the store-then-ack path: bench/peers/inbox-do/) only when named.
  *
  * Workloads: (1) 1:1 durable throughput, open loop, rate stepped up until p99 ≥ 100 ms; (2) delivery latency
  * at 25/50/75 % of Relay's highest sustained rate; (3) offline backlog drain; (4) group fan-out; (5) idle
@@ -78,12 +79,15 @@ const { values: flags } = parseArgs({
   strict: true,
 });
 
-const ALL_TARGETS = ["relay-workerd", "relay-wrangler-dev", "ws-memory", "ws-sqlite", "room-do", "ejabberd"];
+/** The targets of a full or quick run. */
+const DEFAULT_TARGETS = ["relay-workerd", "relay-wrangler-dev", "ws-memory", "ws-sqlite", "room-do", "ejabberd"];
+/** inbox-do (Relay's shape with only the store-then-ack path) runs only when named in --targets. */
+const ALL_TARGETS = [...DEFAULT_TARGETS, "inbox-do"];
 
 const PROFILES = {
   full: {
     budgetMs: 880_000,
-    targets: ALL_TARGETS,
+    targets: DEFAULT_TARGETS,
     // Each target's share of the time left when it starts, from the steps' times in the runs of 2026-11-29
     // 03:17–03:40 UTC (with the steps then, ~820 s in all): Relay (workerd) ~240 s, a third of it registering its
     // 4,000 users through the API (~50/s; with the channel, workload 8, its 10,001 users: registrationShare);
@@ -126,7 +130,7 @@ const PROFILES = {
   quick: {
     budgetMs: 104_000,
     groupReserveMs: { relay: 10_000, other: 8_000 },
-    targets: ALL_TARGETS,
+    targets: DEFAULT_TARGETS,
     weights: { "relay-workerd": 2, "relay-wrangler-dev": 1.3, "ws-memory": 1.1, "ws-sqlite": 1.1, "room-do": 1.3, ejabberd: 1 },
     loadWorkers: 4,
     pairs: 20,
@@ -182,9 +186,10 @@ const LABELS = {
   "ws-memory": "Node ws, in memory",
   "ws-sqlite": "Node ws + SQLite",
   "room-do": "room Durable Object",
+  "inbox-do": "per-user inbox Durable Objects, bare",
   ejabberd: "ejabberd (XMPP)",
 };
-const KIND = { "relay-workerd": "relay", "relay-wrangler-dev": "relay", "ws-memory": "ws", "ws-sqlite": "ws", "room-do": "room", ejabberd: "xmpp" };
+const KIND = { "relay-workerd": "relay", "relay-wrangler-dev": "relay", "ws-memory": "ws", "ws-sqlite": "ws", "room-do": "room", ejabberd: "xmpp", "inbox-do": "ws" };
 const WORKLOAD_NAMES = {
   1: "1:1 throughput",
   "1max": "1:1 max sustained",
@@ -1107,7 +1112,7 @@ async function waitQuiet(maxMs) {
 // ───────────────────────────── targets ─────────────────────────────
 
 /** The targets that run on workerd, whose collections --gc-trace counts. */
-const WORKERD_TARGETS = new Set(["relay-workerd", "relay-wrangler-dev", "room-do"]);
+const WORKERD_TARGETS = new Set(["relay-workerd", "relay-wrangler-dev", "room-do", "inbox-do"]);
 /** Where a workerd target's collections are logged with --gc-trace (bench/lib/gc-trace.mjs); null when not traced. */
 const gcLogOf = (runDir, id) => (flags["gc-trace"] && WORKERD_TARGETS.has(id) ? join(runDir, `gc-${id}.log`) : null);
 
@@ -1195,22 +1200,23 @@ async function startTarget(id, env) {
       target: { kind: "ws", baseUrl },
     };
   }
-  if (id === "room-do") {
+  if (id === "room-do" || id === "inbox-do") {
     // A copy in the run directory: wrangler writes its bundle beside the config (.wrangler/), not in the repo.
-    const src = join(runDir, "room-do-src");
+    const src = join(runDir, `${id}-src`);
     mkdirSync(src, { recursive: true });
-    for (const f of ["worker.js", "wrangler.toml"]) copyFileSync(join(ROOT, "bench", "peers", "room-do", f), join(src, f));
+    for (const f of ["worker.js", "wrangler.toml"]) copyFileSync(join(ROOT, "bench", "peers", id, f), join(src, f));
     const handle = await startWorkerd({
       root: ROOT,
       config: join(src, "wrangler.toml"),
-      persist: join(runDir, "room-do"),
+      persist: join(runDir, id),
       migrate: false,
       bindings: { PUBLIC_KEY: { type: "plain_text", value: PEER_PUBLIC_KEY } },
       pinning,
       cores,
       env: envVars,
     });
-    return { ...handle, stateDir: join(runDir, "room-do"), kind: "room", server: "workerd (user worker URL, no dev proxy)", ids: identitiesFor("room"), target: { kind: "room", baseUrl: handle.baseUrl } };
+    const kind = KIND[id];
+    return { ...handle, stateDir: join(runDir, id), kind, server: "workerd (user worker URL, no dev proxy)", ids: identitiesFor(kind), target: { kind, baseUrl: handle.baseUrl } };
   }
   if (id === "ejabberd") {
     const installed = ensureEjabberd({ install: profile.installEjabberd && !flags["no-install"], log });
@@ -1267,6 +1273,7 @@ async function main() {
       "relay-workerd": "skipped: load sent to the user worker's own URL (proxyData.userWorkerUrl)",
       "relay-wrangler-dev": "through wrangler dev's proxy (the real `npm start`)",
       "room-do": "skipped: load sent to the user worker's own URL",
+      "inbox-do": "skipped: load sent to the user worker's own URL",
       "ws-memory": "n/a (plain Node server)",
       "ws-sqlite": "n/a (plain Node server)",
       ejabberd: "n/a (plain TCP c2s)",
@@ -1398,8 +1405,10 @@ async function main() {
         }
         // Group fan-out and the channel last: their groups would otherwise be watched by every later connect.
         ctx.reserveMs = 0;
-        if (workloads.has(4)) await runWorkload(ctx, 4, () => groupFanout(ctx));
-        if (workloads.has(8)) {
+        if (id === "inbox-do") {
+          if (workloads.has(4) || workloads.has(8)) ctx.rows.push(row(target, "4/8", {}, { status: "skipped", note: "the bare inbox peer has 1:1 messages only" }));
+        } else if (workloads.has(4)) await runWorkload(ctx, 4, () => groupFanout(ctx));
+        if (workloads.has(8) && id !== "inbox-do") {
           if (handle.kind === "xmpp") ctx.rows.push(row(target, 8, {}, { status: "skipped", note: "ejabberd is measured on workloads 1–4 only (a MUC room is not a channel read by cursor)" }));
           else await runWorkload(ctx, 8, () => channelPost(ctx));
         }
