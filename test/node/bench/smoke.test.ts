@@ -1,6 +1,6 @@
 /**
  * The benchmark harness runs and its output is well-formed (`npm run bench -- --smoke`: Relay direct on
- * workerd and the two Node ws peers, a few hundred messages). No figure is asserted: numbers depend on the
+ * workerd and the two Node ws peers, a few hundred messages; then the bare inbox peer, which runs only when named). No figure is asserted: numbers depend on the
  * machine; this proves the harness, its load workers, peers and reports work end to end.
  */
 import { spawnSync } from "node:child_process";
@@ -27,6 +27,15 @@ interface Row {
   error?: string;
 }
 
+/** wrangler and workerd offline and quiet, local observability off (as the `bench` script sets them). */
+const OFFLINE = {
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_SEND_METRICS: "false",
+  DO_NOT_TRACK: "1",
+  WRANGLER_HIDE_BANNER: "true",
+  X_LOCAL_OBSERVABILITY: "false",
+};
+
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe("npm run bench -- --smoke", () => {
@@ -37,11 +46,7 @@ describe("npm run bench -- --smoke", () => {
       timeout: 240_000,
       env: {
         ...process.env,
-        CLOUDFLARE_CF_FETCH_ENABLED: "false",
-        WRANGLER_SEND_METRICS: "false",
-        DO_NOT_TRACK: "1",
-        WRANGLER_HIDE_BANNER: "true",
-        X_LOCAL_OBSERVABILITY: "false",
+        ...OFFLINE,
       },
     });
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
@@ -96,4 +101,25 @@ describe("npm run bench -- --smoke", () => {
       expect(readFileSync(file, "utf8")).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/);
     }
   }, 270_000);
+
+  it("runs the bare per-user inbox peer: 1:1 messages delivered, a backlog complete and in order", () => {
+    const bareOut = join(out, "inbox-do");
+    const run = spawnSync(process.execPath, ["bench/run.mjs", "--smoke", "--targets", "inbox-do", "--workloads", "1,3", "--out", bareOut], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 120_000,
+      env: { ...process.env, ...OFFLINE },
+    });
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    const jsonFile = readdirSync(bareOut).find((f) => f.endsWith(".json"));
+    const result = JSON.parse(readFileSync(join(bareOut, jsonFile!), "utf8"));
+    expect(result.targets["inbox-do"]?.status).toBe("ok");
+    const rows: Row[] = result.rows.filter((r: Row) => r.peer === "inbox-do");
+    const throughput = rows.filter((r) => r.workload === "1:1 throughput");
+    expect(throughput.length).toBeGreaterThan(0);
+    for (const r of throughput) expect(r.status, JSON.stringify(r)).toBe("ok");
+    // The backlog row is ok only when every message arrived once, in order, and none was left stored after the acks.
+    const backlog = rows.find((r) => r.workload === "backlog drain");
+    expect(backlog?.status, JSON.stringify(backlog)).toBe("ok");
+  }, 150_000);
 });
