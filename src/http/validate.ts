@@ -1,6 +1,6 @@
 import { bodyLimit } from "hono/body-limit";
 import { validator } from "hono/validator";
-import type { z } from "zod";
+import type * as z from "zod";
 import { RelayError } from "../protocol/errors";
 import { LIMITS } from "../protocol/limits";
 

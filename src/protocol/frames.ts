@@ -3,7 +3,7 @@
  * Heartbeat: the client sends the exact text `{"type":"ping"}` and gets `{"type":"pong"}`
  * without waking the user's Durable Object.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { isBase64 } from "./base64";
 import type { DeviceMismatch, ErrorCode } from "./errors";
 import {

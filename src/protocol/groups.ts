@@ -7,7 +7,7 @@
  * (fan-out on write). Channels, and groups past that size, keep one copy in the group's log; members
  * read it by cursor and get a live `group_notice` instead (fan-out on read).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { base64ByteLength, isBase64 } from "./base64";
 import { clientIdSchema } from "./ids";
 import { LIMITS } from "./limits";

@@ -1,5 +1,5 @@
 /** HTTP request and response bodies: zod schemas (validation at the edge) and the types the SDK shares. */
-import { z } from "zod";
+import * as z from "zod";
 import { isBase64 } from "./base64";
 import { LIMITS } from "./limits";
 

@@ -1,5 +1,5 @@
 /** Identifiers shared by frames and HTTP bodies. */
-import { z } from "zod";
+import * as z from "zod";
 import { LIMITS } from "./limits";
 
 /** A client message id: the sender's name for one send, the key of its dedupe. */
