@@ -1205,6 +1205,7 @@ async function startTarget(id, env) {
     const src = join(runDir, `${id}-src`);
     mkdirSync(src, { recursive: true });
     for (const f of ["worker.js", "wrangler.toml"]) copyFileSync(join(ROOT, "bench", "peers", id, f), join(src, f));
+    copyFileSync(join(ROOT, "bench", "peers", "workerd-edge.js"), join(src, "workerd-edge.js"));
     const handle = await startWorkerd({
       root: ROOT,
       config: join(src, "wrangler.toml"),

@@ -11,45 +11,17 @@
  *                  {"type":"deliver","envelopes":[{"seq","from","id","ts","body"}]}
  * There are no per-member acknowledgements and nothing is ever deleted: the room is a log (as in the demo).
  */
-/* global atob, crypto, TextEncoder, TextDecoder, Response, Headers, Request, WebSocketRequestResponsePair, WebSocketPair */
+/* global Response, WebSocketRequestResponsePair, WebSocketPair */
 import { DurableObject } from "cloudflare:workers";
+import { peerEdge } from "./workerd-edge.js";
 
 const PAGE = 250;
 const key = (seq) => `m:${String(seq).padStart(12, "0")}`;
 
-let publicKey;
-
-/** The user a token speaks for, or undefined. Token: base64url(JSON {sub, exp}) "." base64url(signature). */
-async function verifyToken(env, token) {
-  const dot = token.indexOf(".");
-  if (dot < 0) return undefined;
-  const b64 = (s) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-  try {
-    publicKey ??= await crypto.subtle.importKey("raw", b64(env.PUBLIC_KEY), { name: "Ed25519" }, false, ["verify"]);
-    const payload = token.slice(0, dot);
-    const ok = await crypto.subtle.verify({ name: "Ed25519" }, publicKey, b64(token.slice(dot + 1)), new TextEncoder().encode(payload));
-    if (!ok) return undefined;
-    const claims = JSON.parse(new TextDecoder().decode(b64(payload)));
-    return typeof claims.sub === "string" && claims.exp * 1000 > Date.now() ? claims.sub : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export default {
-  async fetch(request, env) {
-    const url = new URL(request.url);
-    if (url.pathname === "/health") return Response.json({ ok: true });
-    const room = /^\/room\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname)?.[1];
-    if (!room || request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("not found", { status: 404 });
-    const token = /^Bearer (\S+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
-    const user = token && (await verifyToken(env, token));
-    if (!user) return new Response("unauthorized", { status: 401 });
-    const headers = new Headers(request.headers);
-    headers.set("x-user", user);
-    return env.ROOM.get(env.ROOM.idFromName(room)).fetch(new Request(request.url, { headers }));
-  },
-};
+export default peerEdge("ROOM", (path) => {
+  const room = /^\/room\/([A-Za-z0-9_-]{1,64})$/.exec(path)?.[1];
+  return room && { object: room };
+});
 
 export class Room extends DurableObject {
   constructor(ctx, env) {
