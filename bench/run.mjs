@@ -433,6 +433,12 @@ const forTarget = (ctx, usual, proxied) => (ctx.target.id === "relay-wrangler-de
 
 /** How many Relay users a workload takes: fewer through wrangler dev's proxy when the profile says so. */
 const relayCount = (ctx, spec) => forTarget(ctx, spec.relay, spec.relayProxied);
+/**
+ * Sockets for workloads 5 and 6: a peer process holds every socket itself, while each of Relay's and the inbox
+ * peer's sockets wakes a Durable Object with its own SQLite files (about 4,000 fit in one workerd's open files).
+ */
+const socketCount = (ctx, spec) =>
+  ctx.kind === "relay" ? Math.min(relayCount(ctx, spec), ctx.poolSize ?? 0) : ctx.objectPerUser ? relayCount(ctx, spec) : spec.peers;
 
 /** Time left for the current workload (workloads 1–6 leave `ctx.reserveMs` for the group workloads). */
 const timeLeft = (ctx) => ctx.deadline - Date.now() - (ctx.reserveMs ?? 0);
@@ -948,7 +954,7 @@ async function channelPost(ctx) {
  */
 async function idleConnections(ctx) {
   const I = profile.idle;
-  const want = ctx.kind === "relay" ? Math.min(relayCount(ctx, I), ctx.poolSize ?? 0) : I.peers;
+  const want = socketCount(ctx, I);
   if (want === 0) return;
   // The storm comes next and takes seconds: its time is kept back from the idle stages.
   const stormMs = workloads.has(6) ? (profile.stormNeedsMs ?? 0) : 0;
@@ -1054,7 +1060,7 @@ async function idleConnections(ctx) {
 
 async function reconnectStorm(ctx) {
   const S = profile.storm;
-  const want = ctx.kind === "relay" ? Math.min(relayCount(ctx, S), ctx.poolSize ?? 0) : S.peers;
+  const want = socketCount(ctx, S);
   if (want === 0) return;
   if (timeLeft(ctx) < 2_000 + profile.marginMs) {
     ctx.rows.push(row(ctx.target, 6, { connections: want }, { status: "skipped", note: "time budget" }));
@@ -1205,7 +1211,7 @@ async function startTarget(id, env) {
     const src = join(runDir, `${id}-src`);
     mkdirSync(src, { recursive: true });
     for (const f of ["worker.js", "wrangler.toml"]) copyFileSync(join(ROOT, "bench", "peers", id, f), join(src, f));
-    copyFileSync(join(ROOT, "bench", "peers", "workerd-edge.js"), join(src, "workerd-edge.js"));
+    copyFileSync(join(ROOT, "bench", "peers", "workerd-edge.js"), join(runDir, "workerd-edge.js")); // ../ of worker.js, as in the repo
     const handle = await startWorkerd({
       root: ROOT,
       config: join(src, "wrangler.toml"),
@@ -1368,6 +1374,7 @@ async function main() {
       const ctx = {
         target,
         kind: handle.kind,
+        objectPerUser: id === "inbox-do",
         ids: handle.ids,
         poolSize: handle.poolSize,
         spoolDb: handle.spoolDb,
@@ -1384,7 +1391,7 @@ async function main() {
         tag: `${Date.now().toString(36)}-`,
         deadline: Date.now() + targetBudgetMs - (performance.now() - t0),
         reserveMs:
-          workloads.has(4) || (workloads.has(8) && handle.kind !== "xmpp")
+          id !== "inbox-do" && (workloads.has(4) || (workloads.has(8) && handle.kind !== "xmpp"))
             ? Math.min(targetBudgetMs / 2, profile.groupReserveMs?.[handle.kind === "relay" ? "relay" : "other"] ?? 0)
             : 0,
       };

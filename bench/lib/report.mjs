@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 
-const ORDER = ["relay-workerd", "relay-wrangler-dev", "ws-memory", "ws-sqlite", "room-do", "ejabberd"];
+const ORDER = ["relay-workerd", "relay-wrangler-dev", "ws-memory", "ws-sqlite", "room-do", "ejabberd", "inbox-do"];
 const SHORT = {
   "relay-workerd": "Relay (workerd)",
   "relay-wrangler-dev": "Relay (wrangler dev)",
@@ -14,6 +14,7 @@ const SHORT = {
   "ws-sqlite": "ws + SQLite",
   "room-do": "room DO",
   ejabberd: "ejabberd",
+  "inbox-do": "bare inboxes",
 };
 const COLORS = {
   "relay-workerd": "#d9480f",
@@ -22,6 +23,7 @@ const COLORS = {
   "ws-sqlite": "#0ca678",
   "room-do": "#7048e8",
   ejabberd: "#868e96",
+  "inbox-do": "#5c940d",
 };
 
 /** A number for people: thousands separated, 3 significant digits below 100. */
@@ -127,7 +129,7 @@ export function markdown(result, chartsRel) {
   lines.push("");
   lines.push(`- **Command:** \`${result.command.npm ?? result.command.argv}\` (${result.durationS} s)`);
   lines.push(`- **Machine:** ${m.cores} cores (${m.cpuModel}), ${m.memoryGb} GiB, Linux ${m.kernel}, open files ${m.openFilesLimit}; Node ${m.node}, wrangler ${m.wrangler}, workerd ${m.workerd}, ws ${m.ws}, @xmpp/client ${m.xmppClient}${m.ejabberd ? `, ejabberd ${m.ejabberd}` : ""}`);
-  lines.push(`- **Settings** (../shared/RUNTIME-NOTES.md): local observability **off**; dev proxy **skipped** for Relay (workerd) and the room DO (load sent to the user worker's own URL), **in the path** for Relay (wrangler dev); pinning: ${s.pinning}; storage: **${s.storage}**.`);
+  lines.push(`- **Settings** (../shared/RUNTIME-NOTES.md): local observability **off**; dev proxy **skipped** for Relay (workerd) and the workerd peers (load sent to the user worker's own URL), **in the path** for Relay (wrangler dev); pinning: ${s.pinning}; storage: **${s.storage}**.`);
   lines.push("");
   lines.push("## Relay ÷ peer");
   lines.push("");

@@ -17,7 +17,7 @@
  */
 /* global Response, WebSocketRequestResponsePair, WebSocketPair */
 import { DurableObject } from "cloudflare:workers";
-import { peerEdge } from "./workerd-edge.js";
+import { peerEdge } from "../workerd-edge.js";
 
 const PAGE = 250;
 const WINDOW = 1_000;
@@ -34,7 +34,7 @@ export class User extends DurableObject {
     );
     /**
      * The socket delivered to, with what it was sent and acknowledged. In memory: an object woken from hibernation
-     * takes its newest socket again and resends what is unacknowledged (the client drops what it already has).
+     * takes its newest socket again and sends everything unacknowledged again (a bench run does not hibernate).
      */
     this.conn = null;
     this.stubs = new Map();
@@ -60,11 +60,11 @@ export class User extends DurableObject {
     return { ws, sent: acked, acked, caughtUp: false };
   }
 
-  /** The socket to deliver to: after hibernation, the newest one still open. */
+  /** The socket to deliver to: after hibernation, the newest one still open, sent what it may lack. */
   current() {
     if (!this.conn) {
       const ws = this.ctx.getWebSockets().at(-1);
-      if (ws) this.conn = this.connection(ws);
+      if (ws) this.pump((this.conn = this.connection(ws)));
     }
     return this.conn;
   }
@@ -76,6 +76,7 @@ export class User extends DurableObject {
     } catch {
       return ws.send('{"type":"error","code":"bad_request"}');
     }
+    if (frame === null || typeof frame !== "object") return ws.send('{"type":"error","code":"bad_request"}');
     if (frame.type === "ack" && Number.isSafeInteger(frame.upTo)) return this.acknowledge(ws, frame.upTo);
     if (frame.type !== "send" || typeof frame.id !== "string" || typeof frame.to !== "string" || typeof frame.body !== "string") {
       return ws.send(JSON.stringify({ type: "error", id: frame.id, code: "bad_request" }));
@@ -116,7 +117,7 @@ export class User extends DurableObject {
       const page = this.ctx.storage.sql
         .exec('SELECT seq, sender AS "from", id, ts, body FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?', c.sent, room)
         .toArray();
-      if (page.length > 0) this.sendPage(c, page);
+      if (page.length > 0 && !this.sendPage(c, page)) return;
       if (page.length < room) {
         c.caughtUp = true;
         return;
@@ -125,14 +126,16 @@ export class User extends DurableObject {
     c.caughtUp = false;
   }
 
+  /** Whether the page went out; a closing socket is dropped, and what it was not sent waits for the next connect. */
   sendPage(c, envelopes) {
     try {
       c.ws.send(JSON.stringify({ type: "deliver", envelopes }));
     } catch {
-      this.conn = null; // the socket is closing: what it was not sent waits for the next connect
-      return;
+      if (this.conn === c) this.conn = null;
+      return false;
     }
     c.sent = envelopes[envelopes.length - 1].seq;
+    return true;
   }
 
   lastSeq() {

@@ -13,7 +13,7 @@
  */
 /* global Response, WebSocketRequestResponsePair, WebSocketPair */
 import { DurableObject } from "cloudflare:workers";
-import { peerEdge } from "./workerd-edge.js";
+import { peerEdge } from "../workerd-edge.js";
 
 const PAGE = 250;
 const key = (seq) => `m:${String(seq).padStart(12, "0")}`;
