@@ -1223,7 +1223,9 @@ async function startTarget(id, env) {
       env: envVars,
     });
     const kind = KIND[id];
-    return { ...handle, stateDir: join(runDir, id), kind, server: "workerd (user worker URL, no dev proxy)", ids: identitiesFor(kind), target: { kind, baseUrl: handle.baseUrl } };
+    // The inbox peer: 1:1 only, and each of its sockets is a user's object, as Relay's are.
+    const bare = id === "inbox-do" ? { groups: false, objectPerUser: true } : {};
+    return { ...handle, ...bare, stateDir: join(runDir, id), kind, server: "workerd (user worker URL, no dev proxy)", ids: identitiesFor(kind), target: { kind, baseUrl: handle.baseUrl } };
   }
   if (id === "ejabberd") {
     const installed = ensureEjabberd({ install: profile.installEjabberd && !flags["no-install"], log });
@@ -1374,7 +1376,7 @@ async function main() {
       const ctx = {
         target,
         kind: handle.kind,
-        objectPerUser: id === "inbox-do",
+        objectPerUser: handle.objectPerUser ?? false,
         ids: handle.ids,
         poolSize: handle.poolSize,
         spoolDb: handle.spoolDb,
@@ -1391,7 +1393,7 @@ async function main() {
         tag: `${Date.now().toString(36)}-`,
         deadline: Date.now() + targetBudgetMs - (performance.now() - t0),
         reserveMs:
-          id !== "inbox-do" && (workloads.has(4) || (workloads.has(8) && handle.kind !== "xmpp"))
+          handle.groups !== false && (workloads.has(4) || (workloads.has(8) && handle.kind !== "xmpp"))
             ? Math.min(targetBudgetMs / 2, profile.groupReserveMs?.[handle.kind === "relay" ? "relay" : "other"] ?? 0)
             : 0,
       };
@@ -1413,10 +1415,10 @@ async function main() {
         }
         // Group fan-out and the channel last: their groups would otherwise be watched by every later connect.
         ctx.reserveMs = 0;
-        if (id === "inbox-do") {
-          if (workloads.has(4) || workloads.has(8)) ctx.rows.push(row(target, "4/8", {}, { status: "skipped", note: "the bare inbox peer has 1:1 messages only" }));
+        if (handle.groups === false) {
+          if (workloads.has(4) || workloads.has(8)) ctx.rows.push(row(target, "4/8", {}, { status: "skipped", note: "this peer has 1:1 messages only" }));
         } else if (workloads.has(4)) await runWorkload(ctx, 4, () => groupFanout(ctx));
-        if (workloads.has(8) && id !== "inbox-do") {
+        if (workloads.has(8) && handle.groups !== false) {
           if (handle.kind === "xmpp") ctx.rows.push(row(target, 8, {}, { status: "skipped", note: "ejabberd is measured on workloads 1–4 only (a MUC room is not a channel read by cursor)" }));
           else await runWorkload(ctx, 8, () => channelPost(ctx));
         }
