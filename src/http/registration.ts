@@ -1,6 +1,5 @@
 /** Registration by phone number: request a one-time code by SMS, then verify it with the device's keys. */
 import { Hono } from "hono";
-import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import { generateCode, hashCode, timingSafeEqual } from "../auth/codes";
 import { rateLimits, takeRateLimit } from "../auth/rate-limit";
 import { smsProvider } from "../auth/sms";
@@ -14,17 +13,18 @@ import { validateDeviceKeys } from "./device-keys";
 import { clientIp, jsonBody } from "./validate";
 
 /** The E.164 form of a valid phone number; 400 `invalid_phone` otherwise. */
-function e164(phone: string): string {
-  const parsed = phone.startsWith("+") ? parsePhoneNumberFromString(phone) : undefined;
-  if (!parsed?.isValid()) {
+async function e164(phone: string): Promise<string> {
+  const { toE164 } = await import("./phone");
+  const number = toE164(phone);
+  if (number === undefined) {
     throw new RelayError(400, "invalid_phone", "phone must be a valid number in E.164 form, e.g. +14155550123");
   }
-  return parsed.number;
+  return number;
 }
 
 export const registration = new Hono<AppEnv>()
   .post("/code", jsonBody(requestCodeSchema), async (c) => {
-    const phone = e164(c.req.valid("json").phone);
+    const phone = await e164(c.req.valid("json").phone);
     const limits = rateLimits(c.env.RATE_LIMIT_OVERRIDES);
     await takeRateLimit(c.env.DB, "codePerIp", clientIp(c.req.raw.headers), undefined, limits);
     await takeRateLimit(c.env.DB, "codePerPhone", phone, undefined, limits);
@@ -40,7 +40,7 @@ export const registration = new Hono<AppEnv>()
   })
   .post("/verify", jsonBody(verifyCodeSchema), async (c) => {
     const body = c.req.valid("json");
-    const phone = e164(body.phone);
+    const phone = await e164(body.phone);
     validateDeviceKeys(body.device);
     await takeRateLimit(c.env.DB, "verifyPerIp", clientIp(c.req.raw.headers), undefined, rateLimits(c.env.RATE_LIMIT_OVERRIDES));
     await consumeCode(c.env, phone, body.code);
