@@ -1,5 +1,6 @@
 /**
- * The edge Worker of the workerd peers (room-do, inbox-do), copied beside each one's worker.js by bench/run.mjs.
+ * The edge Worker of the workerd peers (room-do, inbox-do), and the frame parse their objects share; copied beside
+ * each one's worker.js by bench/run.mjs.
  * Token: base64url(JSON {sub, exp}) "." base64url(Ed25519 signature), sent as `Authorization: Bearer <token>` on the
  * upgrade and checked once per connection, as bench/peers/ws-relay.mjs does with node:crypto.
  */
@@ -45,4 +46,17 @@ export function peerEdge(binding, route) {
       return namespace.get(namespace.idFromName(match.object ?? user)).fetch(new Request(request.url, { headers }));
     },
   };
+}
+
+/** A client frame as a JSON object, or undefined after answering `bad_request` (not JSON, or not an object). */
+export function parseFrame(ws, data) {
+  let frame;
+  try {
+    frame = JSON.parse(data);
+  } catch {
+    frame = undefined;
+  }
+  if (frame !== null && typeof frame === "object") return frame;
+  ws.send('{"type":"error","code":"bad_request"}');
+  return undefined;
 }

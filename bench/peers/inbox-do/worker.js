@@ -17,7 +17,7 @@
  */
 /* global Response, WebSocketRequestResponsePair, WebSocketPair */
 import { DurableObject } from "cloudflare:workers";
-import { peerEdge } from "../workerd-edge.js";
+import { parseFrame, peerEdge } from "../workerd-edge.js";
 
 const PAGE = 250;
 const WINDOW = 1_000;
@@ -70,13 +70,8 @@ export class User extends DurableObject {
   }
 
   async webSocketMessage(ws, data) {
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      return ws.send('{"type":"error","code":"bad_request"}');
-    }
-    if (frame === null || typeof frame !== "object") return ws.send('{"type":"error","code":"bad_request"}');
+    const frame = parseFrame(ws, data);
+    if (!frame) return;
     if (frame.type === "ack" && Number.isSafeInteger(frame.upTo)) return this.acknowledge(ws, frame.upTo);
     if (frame.type !== "send" || typeof frame.id !== "string" || typeof frame.to !== "string" || typeof frame.body !== "string") {
       return ws.send(JSON.stringify({ type: "error", id: frame.id, code: "bad_request" }));

@@ -13,7 +13,7 @@
  */
 /* global Response, WebSocketRequestResponsePair, WebSocketPair */
 import { DurableObject } from "cloudflare:workers";
-import { peerEdge } from "../workerd-edge.js";
+import { parseFrame, peerEdge } from "../workerd-edge.js";
 
 const PAGE = 250;
 const key = (seq) => `m:${String(seq).padStart(12, "0")}`;
@@ -56,12 +56,8 @@ export class Room extends DurableObject {
   }
 
   async webSocketMessage(ws, data) {
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      return ws.send('{"type":"error","code":"bad_request"}');
-    }
+    const frame = parseFrame(ws, data);
+    if (!frame) return;
     if (frame.type !== "send" || typeof frame.id !== "string" || typeof frame.body !== "string") return;
     const { user } = ws.deserializeAttachment();
     const envelope = { seq: ++this.seq, from: user, id: frame.id, ts: Date.now(), body: frame.body };
